@@ -12,6 +12,10 @@ const require = createRequire(join(root, "package.json"));
 const packageDir = (name) => dirname(require.resolve(`${name}/package.json`));
 
 const sources = [
+  {
+    from: join(packageDir("google-proto-files"), "google", "rpc", "error_details.proto"),
+    to: "google/rpc/error_details.proto",
+  },
   ...["annotations", "http", "field_behavior"].map((name) => ({
     from: join(packageDir("google-proto-files"), "google", "api", `${name}.proto`),
     to: `google/api/${name}.proto`,
