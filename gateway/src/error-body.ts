@@ -1,0 +1,72 @@
+import { create, createRegistry, fromBinary, toJson } from "@bufbuild/protobuf";
+import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+import { base64Encode } from "@bufbuild/protobuf/wire";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
+import { DomainError, domainErrorToConnectError } from "@zero/kit/errors";
+import { file_google_rpc_error_details } from "@zero/proto/google/rpc/error_details_pb";
+
+// The REST error shape of DESIGN.md (the Google API error model):
+//   {"error":{"code":<http>,"status":"INVALID_ARGUMENT","message":"…","details":[{"@type":…},…]}}
+// with the standard gRPC → HTTP table (CANCELLED 499, FAILED_PRECONDITION 400, RESOURCE_EXHAUSTED
+// 429, UNAVAILABLE 503, …) from @connectrpc/connect.
+
+/** Detail types rendered as JSON; anything else keeps its bytes (base64) beside its `@type`. */
+const detailRegistry = createRegistry(file_google_rpc_error_details);
+
+const typeUrlPrefix = "type.googleapis.com/";
+
+export interface HttpErrorBody {
+  readonly status: number;
+  readonly body: { error: { code: number; status: string; message: string; details: JsonValue[] } };
+}
+
+/** `Code.InvalidArgument` → `INVALID_ARGUMENT`; Google spells Canceled `CANCELLED`. */
+export function statusName(code: Code): string {
+  if (code === Code.Canceled) return "CANCELLED";
+  return Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+}
+
+/**
+ * Normalises anything thrown while serving a REST call. DomainErrors raised by the gateway itself
+ * become ConnectErrors with their BadRequest/ErrorInfo details; an unexpected error becomes a
+ * bare INTERNAL whose cause the caller logs (never sent).
+ */
+export function asConnectError(error: unknown): { error: ConnectError; unexpected: boolean } {
+  if (error instanceof DomainError) return { error: domainErrorToConnectError(error), unexpected: false };
+  if (error instanceof ConnectError) return { error, unexpected: false };
+  return { error: new ConnectError("internal error", Code.Internal), unexpected: true };
+}
+
+export function httpErrorBody(error: ConnectError): HttpErrorBody {
+  const status = codeToHttpStatus(error.code);
+  return {
+    status,
+    body: {
+      error: {
+        code: status,
+        status: statusName(error.code),
+        message: error.rawMessage,
+        details: error.details.map(renderDetail),
+      },
+    },
+  };
+}
+
+function renderDetail(detail: ConnectError["details"][number]): JsonValue {
+  if ("desc" in detail) {
+    // Raised locally (e.g. the gateway's own validation): a message or its init shape.
+    const json = toJson(detail.desc, create(detail.desc, detail.value)) as JsonObject;
+    return { "@type": typeUrlPrefix + detail.desc.typeName, ...json };
+  }
+  // From the wire (an upstream's error): decode the types we know, keep the rest opaque.
+  const desc = detailRegistry.getMessage(detail.type);
+  if (desc) {
+    try {
+      return { "@type": typeUrlPrefix + detail.type, ...(toJson(desc, fromBinary(desc, detail.value)) as JsonObject) };
+    } catch {
+      // A malformed detail must not turn a clean error into a 500: fall through to the raw form.
+    }
+  }
+  return { "@type": typeUrlPrefix + detail.type, value: base64Encode(detail.value) };
+}

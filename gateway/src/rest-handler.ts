@@ -1,0 +1,200 @@
+import type { DescMethodStreaming, DescMethodUnary, JsonValue, Registry } from "@bufbuild/protobuf";
+import type { Writable } from "node:stream";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { StreamResponse } from "@connectrpc/connect";
+import { createAsyncIterable } from "@connectrpc/connect/protocol";
+import { DomainError, invalidArguments } from "@zero/kit/errors";
+import { asConnectError, httpErrorBody } from "./error-body.js";
+import type { EdgeAccess } from "./edge-access.js";
+import { requestHeader, sendHttpError, sendJson, type Exchange } from "./http-exchange.js";
+import { PathDecodeError, type PathBindings } from "./path-template.js";
+import { readRequestBody } from "./request-body.js";
+import { findMissingRequiredFields } from "./required-fields.js";
+import type { Route, RouteTable } from "./route-table.js";
+import { transcodeRequest, transcodeResponse } from "./transcode.js";
+import { upstreamFailure, type Upstreams } from "./upstreams.js";
+
+export interface RestHandlerOptions {
+  readonly routes: RouteTable;
+  readonly upstreams: Upstreams;
+  readonly access: EdgeAccess;
+  /** Bodies above this are refused with 413. */
+  readonly maxBodyBytes: number;
+  /** Deadline of the upstream call. */
+  readonly timeoutMs: number;
+  /** Resolves `google.protobuf.Any` in JSON bodies. */
+  readonly registry?: Registry;
+}
+
+/** Serves one REST request; resolves with the matched route's label (`POST /v1/echo`) for metrics. */
+export type RestHandler = (exchange: Exchange) => Promise<string>;
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+export function createRestHandler(opts: RestHandlerOptions): RestHandler {
+  return async (exchange) => {
+    const { req } = exchange;
+    const httpMethod = req.method ?? "GET";
+
+    let lookup;
+    try {
+      lookup = opts.routes.lookup(httpMethod, exchange.path);
+    } catch (error) {
+      if (!(error instanceof PathDecodeError)) throw error;
+      sendHttpError(exchange, new DomainError("invalid_argument", error.message));
+      return "unmatched";
+    }
+    if (lookup.kind === "not-found") {
+      sendHttpError(exchange, new ConnectError(`no route for ${httpMethod} ${exchange.path}`, Code.NotFound));
+      return "unmatched";
+    }
+    if (lookup.kind === "method-not-allowed") {
+      const allow = lookup.allow.join(", ");
+      const error = new ConnectError(`${httpMethod} is not allowed on ${exchange.path}: use ${allow}`, Code.Unimplemented);
+      sendHttpError(exchange, error, { httpStatus: 405, headers: { allow } });
+      return "unmatched";
+    }
+
+    const { route, bindings } = lookup;
+    const label = `${route.httpMethod} ${route.template.source}`;
+    try {
+      await serve(exchange, route, bindings, opts);
+    } catch (error) {
+      sendHttpError(exchange, error);
+    }
+    return label;
+  };
+}
+
+async function serve(
+  exchange: Exchange,
+  route: Route,
+  bindings: PathBindings,
+  opts: RestHandlerOptions,
+): Promise<void> {
+  const { req } = exchange;
+  const authorization = requestHeader(req, "authorization");
+  // Refuse before reading a byte of the body: an anonymous caller cannot make us buffer 1 MiB.
+  await opts.access.authorize(route.method, authorization);
+
+  const read = await readJsonBody(exchange, route, opts.maxBodyBytes);
+  if (read.kind === "answered") return;
+  const body = read.json;
+
+  const message = transcodeRequest(route, { bindings, query: new URLSearchParams(exchange.query), body }, opts.registry);
+  const missing = findMissingRequiredFields(route.method.input, message);
+  if (missing.length > 0) throw invalidArguments(missing);
+
+  const resolved = opts.upstreams.resolve(route.service.typeName, route.method.name);
+  if (!resolved) {
+    throw new ConnectError(`the service behind ${route.template.source} is not routed by this gateway`, Code.Unavailable);
+  }
+  const { upstream } = resolved;
+  const headers = new Headers({ "x-request-id": exchange.requestId });
+  if (authorization !== undefined) headers.set("authorization", authorization);
+
+  try {
+    if (route.method.methodKind === "unary") {
+      const response = await upstream.transport.unary(route.method as DescMethodUnary, exchange.signal, opts.timeoutMs, headers, message);
+      const json = transcodeResponse(route, response.message, opts.registry);
+      sendJson(exchange, route.createsResource ? 201 : 200, json);
+      return;
+    }
+    if (route.method.methodKind === "server_streaming") {
+      const response = await upstream.transport.stream(route.method as DescMethodStreaming, exchange.signal, opts.timeoutMs, headers, createAsyncIterable([message]));
+      await streamResponse(exchange, route, response, opts.registry);
+      return;
+    }
+    throw new ConnectError("client and bidirectional streaming RPCs are not available over REST: use Connect or gRPC", Code.Unimplemented);
+  } catch (error) {
+    throw upstreamFailure(upstream, error) ?? error;
+  }
+}
+
+type JsonBody = { readonly kind: "json"; readonly json: JsonValue | undefined } | { readonly kind: "answered" };
+
+/** Parses the body a route takes; answers the 413/415 itself (kind "answered") when it cannot. */
+async function readJsonBody(exchange: Exchange, route: Route, limit: number): Promise<JsonBody> {
+  const { req } = exchange;
+  // Always read (an absent body ends at once): HTTP/2 requests need not declare a body in a header.
+  const result = await readRequestBody(req, limit);
+  if (result.kind === "too-large") {
+    const error = new DomainError("invalid_argument", `the request body is larger than the limit of ${limit} bytes`, {
+      reason: "BODY_TOO_LARGE",
+    });
+    // HTTP/1.1: the unread rest of the body makes the connection unusable for another request.
+    // (HTTP/2 resets just this stream, and forbids the header.)
+    const headers: Record<string, string> = req.httpVersionMajor === 1 ? { connection: "close" } : {};
+    sendHttpError(exchange, error, { httpStatus: 413, headers });
+    return { kind: "answered" };
+  }
+  if (result.bytes.length === 0) return { kind: "json", json: undefined };
+
+  if (route.body === "") {
+    throw new DomainError("invalid_argument", `${route.httpMethod} ${route.template.source} takes no request body: send the fields as query parameters`);
+  }
+  const contentType = (requestHeader(req, "content-type") ?? "").toLowerCase();
+  const [mediaType = "", ...params] = contentType.split(";").map((part) => part.trim());
+  const charset = params.find((p) => p.startsWith("charset="))?.slice("charset=".length).replace(/"/g, "");
+  if (mediaType !== "application/json" || (charset !== undefined && charset !== "utf-8")) {
+    const error = new DomainError(
+      "invalid_argument",
+      `unsupported content type "${contentType || "(none)"}": send the body as JSON with content-type: application/json`,
+      { reason: "UNSUPPORTED_MEDIA_TYPE" },
+    );
+    sendHttpError(exchange, error, { httpStatus: 415 });
+    return { kind: "answered" };
+  }
+
+  let text: string;
+  try {
+    text = utf8.decode(result.bytes);
+  } catch {
+    throw new DomainError("invalid_argument", "the request body is not valid UTF-8");
+  }
+  try {
+    return { kind: "json", json: JSON.parse(text) as JsonValue };
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new DomainError("invalid_argument", `the request body is not valid JSON: ${detail}`, { reason: "MALFORMED_JSON" });
+  }
+}
+
+/**
+ * Server streaming over REST: newline-delimited JSON, or Server-Sent Events when the client asks
+ * for `text/event-stream`. An error before the first message is a normal error response; after
+ * it, the error is the last line/event (the status line is already sent).
+ */
+async function streamResponse(
+  exchange: Exchange,
+  route: Route,
+  response: StreamResponse,
+  registry: Registry | undefined,
+): Promise<void> {
+  const { res } = exchange;
+  // Both HTTP/1.1 and HTTP/2 responses are Writables; the union of their overloads is not callable.
+  const out = res as Writable;
+  const sse = (requestHeader(exchange.req, "accept") ?? "").includes("text/event-stream");
+  const frame = (json: unknown, event?: string): string =>
+    sse ? `${event ? `event: ${event}\n` : ""}data: ${JSON.stringify(json)}\n\n` : `${JSON.stringify(json)}\n`;
+  const iterator = response.message[Symbol.asyncIterator]();
+  // Awaited before the status line, so an upstream that fails at once gets a proper error status.
+  const first = await iterator.next();
+  res.writeHead(200, {
+    "content-type": sse ? "text/event-stream; charset=utf-8" : "application/x-ndjson; charset=utf-8",
+    "cache-control": "no-cache",
+    "x-request-id": exchange.requestId,
+  });
+  const closed = new Promise<void>((resolve) => out.once("close", resolve));
+  try {
+    for (let step = first; step.done !== true; step = await iterator.next()) {
+      if (res.destroyed) return;
+      const json = transcodeResponse(route, step.value, registry);
+      if (!out.write(frame(json))) await Promise.race([new Promise((resolve) => out.once("drain", resolve)), closed]);
+    }
+  } catch (error) {
+    if (res.destroyed || exchange.signal.aborted) return;
+    out.write(frame(httpErrorBody(asConnectError(error).error).body, "error"));
+  }
+  res.end();
+}

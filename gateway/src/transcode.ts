@@ -1,0 +1,304 @@
+import { fromJson, mergeFromJson, toJson } from "@bufbuild/protobuf";
+import type { DescField, DescMessage, JsonObject, JsonValue, Message, Registry } from "@bufbuild/protobuf";
+import { isFieldError, reflect } from "@bufbuild/protobuf/reflect";
+import { ScalarType } from "@bufbuild/protobuf";
+import { DomainError, invalidArguments, type FieldViolation } from "@zero/kit/errors";
+import type { PathBindings } from "./path-template.js";
+import type { Route } from "./route-table.js";
+
+// REST → RPC and back, following the HttpRule rules (third_party/proto/google/api/http.proto):
+// the body (all of it for `body: "*"`, one top-level field otherwise) is proto3 JSON; path
+// variables and query parameters are strings converted per the target field's type. Everything is
+// expressed as proto3 JSON and handed to protobuf-es, so the accepted forms (camelCase and proto
+// names, int64 as strings, enum names, Timestamp/Duration/FieldMask/wrapper JSON) are exactly the
+// proto3 JSON ones.
+
+export interface RestRequest {
+  readonly bindings: PathBindings;
+  readonly query: URLSearchParams;
+  /** The parsed JSON body, or undefined when the request had none. */
+  readonly body: JsonValue | undefined;
+}
+
+/** Bounds nesting for both protobuf-es and our own walk over untrusted JSON. */
+const recursionLimit = 64;
+
+/**
+ * Builds the request message for a route. Throws DomainError `invalid_argument` whose field
+ * violations name every offending field or parameter (one 400 lists them all).
+ */
+export function transcodeRequest(route: Route, request: RestRequest, registry?: Registry): Message {
+  const input = route.method.input;
+  const readOptions = { ignoreUnknownFields: false, recursionLimit, registry };
+  const violations: FieldViolation[] = [];
+
+  // 1. The body.
+  let base: JsonValue = {};
+  if (route.body === "*") {
+    const body = request.body ?? {};
+    if (!isJsonObject(body)) throw notAnObject();
+    collectUnknownFields(input, body, "", violations, 0);
+    for (const [path, value] of request.bindings) {
+      const sent = jsonAtPath(body, route.pathFields.get(path) ?? []);
+      if (sent !== undefined && sent !== null && jsonScalarText(sent) !== value) {
+        violations.push({ field: path, description: `conflicts with the URL path value "${value}"` });
+      }
+    }
+    base = body;
+  } else if (route.bodyField) {
+    const field = route.bodyField;
+    if (request.body !== undefined) {
+      if (field.fieldKind === "message" && !hasSpecialJson(field.message)) {
+        if (!isJsonObject(request.body)) throw notAnObject();
+        collectUnknownFields(field.message, request.body, "", violations, 0);
+      }
+      base = { [field.name]: request.body };
+    }
+  }
+  if (violations.length > 0) throw invalidArguments(violations);
+
+  let message: Message;
+  try {
+    message = fromJson(input, base, readOptions);
+  } catch (e) {
+    throw invalidArguments([jsonErrorViolation(e, route.bodyField?.name)]);
+  }
+
+  // 2. Path variables (strings, converted to the leaf field's JSON form).
+  for (const [path, value] of request.bindings) {
+    const chain = route.pathFields.get(path);
+    if (!chain) continue;
+    try {
+      mergeFromJson(input, message, nestJson(chain, leafJson(chain[chain.length - 1]!, [value])), readOptions);
+    } catch (e) {
+      violations.push({ field: path, description: `invalid path value "${value}": ${jsonErrorText(e)}` });
+    }
+  }
+
+  // 3. Query parameters: every field not bound by the path or the body.
+  const params = groupQuery(request.query);
+  for (const [name, values] of params) {
+    const resolved = resolveQueryField(route, name, values.length);
+    if ("violation" in resolved) {
+      violations.push({ field: name, description: resolved.violation });
+      continue;
+    }
+    try {
+      const leaf = resolved.chain[resolved.chain.length - 1]!;
+      mergeFromJson(input, message, nestJson(resolved.chain, leafJson(leaf, values)), readOptions);
+    } catch (e) {
+      violations.push({ field: name, description: `invalid value: ${jsonErrorText(e)}` });
+    }
+  }
+  if (violations.length > 0) throw invalidArguments(violations);
+  return message;
+}
+
+/** Response message → JSON: zero values emitted, `response_body` honoured. */
+export function transcodeResponse(route: Route, message: Message, registry?: Registry): JsonValue {
+  const writeOptions = { alwaysEmitImplicit: true, registry };
+  const output = route.method.output;
+  const field = route.responseBodyField;
+  if (field?.fieldKind === "message") {
+    const sub = reflect(output, message).get(field);
+    return toJson(field.message, sub.message, writeOptions);
+  }
+  const json = toJson(output, message, writeOptions);
+  if (!field) return json;
+  return isJsonObject(json) ? (json[field.jsonName] ?? null) : null;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function groupQuery(query: URLSearchParams): Map<string, string[]> {
+  const grouped = new Map<string, string[]>();
+  for (const [key, value] of query) {
+    const list = grouped.get(key);
+    if (list) list.push(value);
+    else grouped.set(key, [value]);
+  }
+  return grouped;
+}
+
+type QueryTarget = { chain: DescField[] } | { violation: string };
+
+function resolveQueryField(route: Route, name: string, count: number): QueryTarget {
+  if (route.body === "*") return { violation: "unknown query parameter: with a `*` body every field is sent in the body" };
+  const parts = name.split(".");
+  const chain: DescField[] = [];
+  let message: DescMessage = route.method.input;
+  for (const [i, part] of parts.entries()) {
+    const field = fieldByJsonKey(message, part);
+    if (!field) return { violation: "unknown query parameter" };
+    chain.push(field);
+    const dotted = chain.map((f) => f.name).join(".");
+    if (i === 0 && route.bodyField === field) return { violation: "this field is taken from the request body" };
+    if (route.pathFields.has(dotted)) return { violation: "this field is taken from the URL path" };
+    const last = i === parts.length - 1;
+    if (field.fieldKind === "map") return { violation: "map fields cannot be set from query parameters" };
+    if (field.fieldKind === "list") {
+      if (!last) return { violation: "repeated fields have no sub-fields in query parameters" };
+      if (field.listKind === "message" && !hasScalarJson(field.message)) {
+        return { violation: "repeated message fields cannot be set from query parameters" };
+      }
+      return { chain };
+    }
+    if (count > 1 && last) return { violation: `given ${count} times but the field is not repeated` };
+    if (field.fieldKind === "message") {
+      if (hasScalarJson(field.message)) {
+        if (!last) return { violation: "unknown query parameter" };
+        return { chain };
+      }
+      if (last) return { violation: "a message field needs a sub-field, e.g. `field.sub=value`" };
+      message = field.message;
+      continue;
+    }
+    if (!last) return { violation: "unknown query parameter" };
+  }
+  return { chain };
+}
+
+/** Converts the raw string(s) of a path variable or query parameter to the field's JSON form. */
+function leafJson(field: DescField, values: readonly string[]): JsonValue {
+  const one = (value: string): JsonValue => {
+    switch (field.fieldKind) {
+      case "enum":
+        return /^-?\d+$/.test(value) ? Number(value) : value;
+      case "scalar":
+        return scalarJson(field.scalar, value);
+      case "list":
+        if (field.listKind === "enum") return /^-?\d+$/.test(value) ? Number(value) : value;
+        if (field.listKind === "scalar") return scalarJson(field.scalar, value);
+        return wktJson(field.message, value);
+      case "message":
+        return wktJson(field.message, value);
+      default:
+        return value;
+    }
+  };
+  return field.fieldKind === "list" ? values.map(one) : one(values[0] ?? "");
+}
+
+function scalarJson(type: ScalarType, value: string): JsonValue {
+  // proto3 JSON takes every number and 64-bit integer as a string too, but booleans only as
+  // literals. Anything else stays a string so protobuf-es reports the precise type error.
+  if (type === ScalarType.BOOL) return value === "true" ? true : value === "false" ? false : value;
+  return value;
+}
+
+const wrapperScalar: Record<string, ScalarType> = {
+  "google.protobuf.BoolValue": ScalarType.BOOL,
+  "google.protobuf.StringValue": ScalarType.STRING,
+  "google.protobuf.BytesValue": ScalarType.BYTES,
+  "google.protobuf.DoubleValue": ScalarType.DOUBLE,
+  "google.protobuf.FloatValue": ScalarType.FLOAT,
+  "google.protobuf.Int32Value": ScalarType.INT32,
+  "google.protobuf.UInt32Value": ScalarType.UINT32,
+  "google.protobuf.Int64Value": ScalarType.INT64,
+  "google.protobuf.UInt64Value": ScalarType.UINT64,
+};
+
+const stringJsonTypes = new Set(["google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask"]);
+
+/** Well-known types whose proto3 JSON form is a scalar, so a query parameter can carry them. */
+function hasScalarJson(message: DescMessage): boolean {
+  return stringJsonTypes.has(message.typeName) || message.typeName in wrapperScalar;
+}
+
+/** Well-known types whose JSON is not an object of their fields (skipped by the unknown-field walk). */
+function hasSpecialJson(message: DescMessage): boolean {
+  return (
+    hasScalarJson(message) ||
+    ["google.protobuf.Any", "google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"].includes(
+      message.typeName,
+    )
+  );
+}
+
+function wktJson(message: DescMessage, value: string): JsonValue {
+  const wrapped = wrapperScalar[message.typeName];
+  return wrapped === undefined ? value : scalarJson(wrapped, value);
+}
+
+function nestJson(chain: readonly DescField[], leaf: JsonValue): JsonObject {
+  let json: JsonValue = leaf;
+  for (let i = chain.length - 1; i >= 0; i--) json = { [chain[i]!.name]: json };
+  return json as JsonObject;
+}
+
+function fieldByJsonKey(message: DescMessage, key: string): DescField | undefined {
+  return message.fields.find((f) => f.name === key || f.jsonName === key);
+}
+
+/** Reads the value a JSON body holds at a field chain (either naming style), if any. */
+function jsonAtPath(body: JsonObject, chain: readonly DescField[]): JsonValue | undefined {
+  let node: JsonValue | undefined = body;
+  for (const field of chain) {
+    if (!isJsonObject(node)) return undefined;
+    node = node[field.jsonName] ?? node[field.name];
+  }
+  return node;
+}
+
+function jsonScalarText(value: JsonValue): string | undefined {
+  return typeof value === "string" || typeof value === "number" || typeof value === "boolean" ? String(value) : undefined;
+}
+
+/**
+ * protobuf-es names only the first unknown key and not where it sits; walking the JSON first
+ * lets the 400 name every unknown field with its full path (`book.shelf.colour`).
+ */
+function collectUnknownFields(
+  desc: DescMessage,
+  json: JsonObject,
+  prefix: string,
+  out: FieldViolation[],
+  depth: number,
+): void {
+  if (depth > recursionLimit) return;
+  for (const [key, value] of Object.entries(json)) {
+    const field = fieldByJsonKey(desc, key);
+    const path = prefix + key;
+    if (!field) {
+      out.push({ field: path, description: "unknown field" });
+      continue;
+    }
+    if (field.fieldKind === "message" && !hasSpecialJson(field.message) && isJsonObject(value)) {
+      collectUnknownFields(field.message, value, path + ".", out, depth + 1);
+    } else if (field.fieldKind === "list" && field.listKind === "message" && !hasSpecialJson(field.message)) {
+      if (Array.isArray(value)) {
+        value.forEach((item, i) => {
+          if (isJsonObject(item)) collectUnknownFields(field.message, item, `${path}[${i}].`, out, depth + 1);
+        });
+      }
+    } else if (field.fieldKind === "map" && field.mapKind === "message" && !hasSpecialJson(field.message)) {
+      if (isJsonObject(value)) {
+        for (const [k, item] of Object.entries(value)) {
+          if (isJsonObject(item)) collectUnknownFields(field.message, item, `${path}[${k}].`, out, depth + 1);
+        }
+      }
+    }
+  }
+}
+
+function notAnObject(): DomainError {
+  return new DomainError("invalid_argument", "the request body must be a JSON object");
+}
+
+function isJsonObject(value: JsonValue | undefined): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function jsonErrorText(e: unknown): string {
+  const cause = e instanceof Error ? e.cause : undefined;
+  if (isFieldError(cause)) return cause.message;
+  return e instanceof Error ? e.message : String(e);
+}
+
+function jsonErrorViolation(e: unknown, bodyFieldName: string | undefined): FieldViolation {
+  const cause = e instanceof Error ? e.cause : undefined;
+  if (isFieldError(cause)) {
+    return { field: cause.field().name, description: cause.message };
+  }
+  return { field: bodyFieldName ?? "body", description: jsonErrorText(e) };
+}

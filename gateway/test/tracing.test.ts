@@ -1,0 +1,86 @@
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { SpanKind } from "@opentelemetry/api";
+import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createLogger } from "@zero/kit/log";
+import type { Server } from "@zero/kit/server";
+import { startTelemetry, type Telemetry } from "@zero/kit/telemetry";
+import { EchoService } from "@zero/proto/zero/testing/v1/echo_pb";
+import { startGateway, type Gateway } from "../src/gateway-server.js";
+import { startEchoServer } from "./fixtures/echo-server.js";
+import { createTestTokens } from "./fixtures/tokens.js";
+
+// Each vitest fork runs one file, so this file owns the process's global tracer provider.
+const exporter = new InMemorySpanExporter();
+let telemetry: Telemetry;
+const logger = createLogger("gateway-test", { level: "silent" });
+let echo: Server;
+let gateway: Gateway;
+
+beforeAll(async () => {
+  telemetry = startTelemetry({ serviceName: "gateway-test", spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  const tokens = await createTestTokens();
+  echo = await startEchoServer({ logger, verifier: tokens.verifier });
+  gateway = await startGateway({
+    services: [EchoService],
+    upstreamUrls: { testing: echo.url },
+    logger,
+    port: 0,
+    host: "127.0.0.1",
+    verifier: tokens.verifier,
+  });
+});
+
+afterAll(async () => {
+  await gateway?.close(1000);
+  await echo?.close(1000);
+  await telemetry?.shutdown();
+});
+
+const traceId = "0af7651916cd43dd8448eb211c80319c";
+const callerSpanId = "b7ad6b7169203331";
+
+function spansOfTrace(): ReadableSpan[] {
+  return exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+}
+
+async function waitForSpan(predicate: (s: ReadableSpan) => boolean): Promise<ReadableSpan> {
+  for (let i = 0; i < 50; i++) {
+    const found = spansOfTrace().find(predicate);
+    if (found) return found;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`span not found among ${spansOfTrace().map((s) => s.name).join(", ")}`);
+}
+
+describe("one trace from the caller through the gateway to the service", () => {
+  it("REST: gateway server span continues the caller's trace; the service's span is its descendant", async () => {
+    exporter.reset();
+    const response = await fetch(`${gateway.url}/v1/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json", traceparent: `00-${traceId}-${callerSpanId}-01` },
+      body: '{"message":"traced"}',
+    });
+    expect(response.status).toBe(200);
+
+    const edge = await waitForSpan((s) => s.name === "POST /v1/echo");
+    expect(edge.parentSpanContext?.spanId).toBe(callerSpanId);
+    const client = await waitForSpan((s) => s.name === "zero.testing.v1.EchoService/Echo" && s.kind === SpanKind.CLIENT);
+    expect(client.parentSpanContext?.spanId).toBe(edge.spanContext().spanId);
+    const server = await waitForSpan((s) => s.name === "zero.testing.v1.EchoService/Echo" && s.kind === SpanKind.SERVER && s !== edge);
+    expect(server.parentSpanContext?.spanId).toBe(client.spanContext().spanId);
+  });
+
+  it("pass-through: the service's span is a child of the gateway's span", async () => {
+    exporter.reset();
+    const client = createClient(EchoService, createConnectTransport({ baseUrl: gateway.url, httpVersion: "2" }));
+    await client.echo({ message: "traced" }, { headers: { traceparent: `00-${traceId}-${callerSpanId}-01` } });
+
+    const edge = await waitForSpan((s) => s.parentSpanContext?.spanId === callerSpanId);
+    expect(edge.name).toBe("zero.testing.v1.EchoService/Echo");
+    const service = await waitForSpan((s) => s.parentSpanContext?.spanId === edge.spanContext().spanId);
+    expect(service.kind).toBe(SpanKind.SERVER);
+  });
+});

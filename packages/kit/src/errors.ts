@@ -1,0 +1,124 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Interceptor } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
+import { BadRequestSchema, ErrorInfoSchema } from "@zero/proto/google/rpc/error_details_pb";
+import type { Logger } from "./log.js";
+import { interceptStream } from "./interceptor-stream.js";
+
+/** The codes a domain may fail with. Anything else a handler throws is a bug: it becomes `internal`. */
+export type DomainErrorCode =
+  | "invalid_argument"
+  | "unauthenticated"
+  | "permission_denied"
+  | "not_found"
+  | "already_exists"
+  | "failed_precondition"
+  | "resource_exhausted"
+  | "aborted"
+  | "unavailable"
+  | "deadline_exceeded";
+
+export interface FieldViolation {
+  /** The field's path in the request, e.g. `email` or `address.postal_code`. */
+  field: string;
+  description: string;
+}
+
+export interface DomainErrorOptions {
+  fieldViolations?: FieldViolation[];
+  /** A stable machine-readable reason (UPPER_SNAKE); defaults to the code upper-cased. */
+  reason?: string;
+  /** Logged with the error, never sent. */
+  cause?: unknown;
+}
+
+/**
+ * An expected failure with a message meant for the caller. The message is sent as is, so it must
+ * say what to do ("email is already registered: sign in instead") and never contain secrets.
+ */
+export class DomainError extends Error {
+  readonly code: DomainErrorCode;
+  readonly fieldViolations?: FieldViolation[];
+  readonly reason?: string;
+
+  constructor(code: DomainErrorCode, message: string, opts: DomainErrorOptions = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = "DomainError";
+    this.code = code;
+    if (opts.fieldViolations !== undefined) this.fieldViolations = opts.fieldViolations;
+    if (opts.reason !== undefined) this.reason = opts.reason;
+  }
+}
+
+/** One bad field: `invalid_argument` with a `google.rpc.BadRequest` field violation. */
+export function invalidArgument(field: string, description: string): DomainError {
+  return invalidArguments([{ field, description }]);
+}
+
+/** Several bad fields reported together, so a client can fix a form in one round trip. */
+export function invalidArguments(violations: FieldViolation[]): DomainError {
+  const message = violations.map((v) => `${v.field}: ${v.description}`).join("; ");
+  return new DomainError("invalid_argument", message, { fieldViolations: violations });
+}
+
+const CODES: Record<DomainErrorCode, Code> = {
+  invalid_argument: Code.InvalidArgument,
+  unauthenticated: Code.Unauthenticated,
+  permission_denied: Code.PermissionDenied,
+  not_found: Code.NotFound,
+  already_exists: Code.AlreadyExists,
+  failed_precondition: Code.FailedPrecondition,
+  resource_exhausted: Code.ResourceExhausted,
+  aborted: Code.Aborted,
+  unavailable: Code.Unavailable,
+  deadline_exceeded: Code.DeadlineExceeded,
+};
+
+/** Errors are reported in this ErrorInfo domain, so clients can tell Zero's reasons from others'. */
+export const ERROR_DOMAIN = "zero";
+
+export function domainErrorToConnectError(error: DomainError): ConnectError {
+  const details: ConstructorParameters<typeof ConnectError>[3] = [];
+  if (error.fieldViolations !== undefined && error.fieldViolations.length > 0) {
+    details.push({
+      desc: BadRequestSchema,
+      value: create(BadRequestSchema, { fieldViolations: error.fieldViolations }),
+    });
+  }
+  details.push({
+    desc: ErrorInfoSchema,
+    value: create(ErrorInfoSchema, { reason: error.reason ?? error.code.toUpperCase(), domain: ERROR_DOMAIN }),
+  });
+  return new ConnectError(error.message, CODES[error.code], undefined, details);
+}
+
+/**
+ * Turns whatever a handler threw into what the caller may see: DomainError → its code and details,
+ * ConnectError → unchanged, a cancelled call → its cancellation, anything else → `internal`
+ * with the cause logged here and never sent.
+ */
+export function toConnectError(error: unknown, signal: AbortSignal, logger: Logger, rpc: string): ConnectError {
+  if (error instanceof DomainError) return domainErrorToConnectError(error);
+  if (error instanceof ConnectError) return error;
+  if (signal.aborted) return ConnectError.from(signal.reason, Code.Canceled);
+  logger.error({ err: error, rpc }, "unexpected error in handler");
+  return new ConnectError("internal error", Code.Internal);
+}
+
+export function createErrorInterceptor(logger: Logger): Interceptor {
+  return (next) => async (req) => {
+    const rpc = `${req.service.typeName}/${req.method.name}`;
+    try {
+      const res = await next(req);
+      if (!res.stream) return res;
+      return {
+        ...res,
+        message: interceptStream(res.message, {
+          mapError: (error) => toConnectError(error, req.signal, logger, rpc),
+        }),
+      };
+    } catch (error) {
+      throw toConnectError(error, req.signal, logger, rpc);
+    }
+  };
+}

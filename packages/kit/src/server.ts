@@ -1,0 +1,282 @@
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import type { AddressInfo } from "node:net";
+import type { DescService } from "@bufbuild/protobuf";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Health } from "@zero/proto/grpc/health/v1/health_pb";
+import { ServerReflection as ReflectionV1 } from "@zero/proto/grpc/reflection/v1/reflection_pb";
+import { ServerReflection as ReflectionV1alpha } from "@zero/proto/grpc/reflection/v1alpha/reflection_pb";
+import { Access } from "@zero/proto/zero/options/v1/access_pb";
+import { createAccessLogInterceptor } from "./access-log.js";
+import { createAccessPolicyInterceptor } from "./access-policy.js";
+import { createErrorInterceptor } from "./errors.js";
+import { createHealthService } from "./health.js";
+import type { Logger } from "./log.js";
+import { createRpcMetrics } from "./metrics.js";
+import { accessPolicyOf } from "./principal.js";
+import type { TokenVerifier } from "./principal.js";
+import { sniffProtocol } from "./protocol-sniffer.js";
+import { createReadiness } from "./readiness.js";
+import type { ReadinessCheck } from "./readiness.js";
+import { createReflection } from "./reflection.js";
+import { tracingServerInterceptor } from "./tracing.js";
+
+export interface ServerOptions {
+  /** The service's name, for log lines. */
+  name: string;
+  /** Interface to bind; default all IPv4 interfaces. */
+  host?: string;
+  /** 0 picks a free port (tests). */
+  port: number;
+  logger: Logger;
+  /** The services `routes` registers: reflection describes them, health answers for them. */
+  services: DescService[];
+  routes: (router: ConnectRouter) => void;
+  /** Needed as soon as one method is USER, ADMIN or INTERNAL. */
+  verifier?: TokenVerifier;
+  /** The dependencies that must be up for `/readyz` and health to say SERVING. */
+  readiness?: ReadinessCheck[];
+  /** Run after the kit's own interceptors (so they see the principal). */
+  interceptors?: Interceptor[];
+  /** Largest request message accepted; larger ones get `resource_exhausted`. Default 1 MiB. */
+  maxBodyBytes?: number;
+  /** How often readiness checks are polled for health watchers; default 2 s. */
+  readinessIntervalMs?: number;
+}
+
+export interface Server {
+  port: number;
+  /** `http://host:port`, with a loopback host when bound to all interfaces. */
+  url: string;
+  /**
+   * Drains and stops: health turns NOT_SERVING, no new connections are accepted, HTTP/2 clients get
+   * GOAWAY, in-flight calls may finish; whatever is still open after `deadlineMs` (default 10 s)
+   * is cancelled and its connection destroyed.
+   */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+// A connection that sends nothing at all for this long is not a client worth a socket.
+const SNIFF_TIMEOUT_MS = 10_000;
+const DRAIN_POLL_MS = 20;
+
+const KIT_SERVICES: DescService[] = [Health, ReflectionV1, ReflectionV1alpha];
+
+/**
+ * One port for everything: Connect, gRPC and gRPC-Web over HTTP/1.1 and cleartext HTTP/2 (prior
+ * knowledge), plus `GET /healthz` (alive), `GET /readyz` (dependencies up) and `GET /metrics`.
+ */
+export async function startServer(opts: ServerOptions): Promise<Server> {
+  const { logger } = opts;
+  assertVerifierWhenNeeded(opts);
+
+  const draining = new AbortController();
+  // Aborted only when the drain deadline passes: handlers still running then see their signal abort.
+  const deadlinePassed = new AbortController();
+  const allServices = [...opts.services, ...KIT_SERVICES];
+  const readiness = createReadiness({
+    checks: opts.readiness ?? [],
+    logger,
+    ...(opts.readinessIntervalMs === undefined ? {} : { intervalMs: opts.readinessIntervalMs }),
+  });
+  const metrics = createRpcMetrics();
+  const reflection = createReflection(allServices);
+  const health = createHealthService({ readiness, serviceNames: reflection.serviceNames, draining: draining.signal });
+
+  const rpcHandler = connectNodeAdapter({
+    routes(router) {
+      opts.routes(router);
+      router.service(Health, health);
+      router.service(ReflectionV1, reflection.v1);
+      router.service(ReflectionV1alpha, reflection.v1alpha);
+    },
+    // Order matters: the span covers everything; metrics and the access log see the final code;
+    // errors are mapped before they leave; access is decided before any handler runs.
+    interceptors: [
+      tracingServerInterceptor,
+      metrics.interceptor,
+      createAccessLogInterceptor(logger),
+      createErrorInterceptor(logger),
+      createAccessPolicyInterceptor({
+        ...(opts.verifier === undefined ? {} : { verifier: opts.verifier }),
+        publicServices: new Set(KIT_SERVICES.map((s) => s.typeName)),
+      }),
+      ...(opts.interceptors ?? []),
+    ],
+    readMaxBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    shutdownSignal: deadlinePassed.signal,
+  });
+
+  const reply = (res: http.ServerResponse | http2.Http2ServerResponse, status: number, contentType: string, body: string): void => {
+    res.writeHead(status, { "content-type": contentType, "cache-control": "no-store" });
+    res.end(body);
+  };
+
+  const onRequest = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
+    if (req instanceof http2.Http2ServerRequest) {
+      releaseUnreadRequest(req);
+    } else if (draining.signal.aborted && res instanceof http.ServerResponse) {
+      // While draining, HTTP/1.1 connections are closed after their current response.
+      res.shouldKeepAlive = false;
+    }
+    if (req.method === "GET" || req.method === "HEAD") {
+      const path = req.url?.split("?", 1)[0];
+      if (path === "/healthz") {
+        reply(res, 200, "application/json", '{"status":"ok"}');
+        return;
+      }
+      if (path === "/readyz") {
+        readiness.refresh(250).then(
+          (state) =>
+            state.ready
+              ? reply(res, 200, "application/json", '{"status":"ready"}')
+              : reply(res, 503, "application/json", JSON.stringify({ status: "not_ready", failing: state.failing })),
+          (error: unknown) => {
+            logger.error({ err: error }, "readiness refresh failed");
+            reply(res, 503, "application/json", '{"status":"not_ready"}');
+          },
+        );
+        return;
+      }
+      if (path === "/metrics") {
+        metrics.registry.metrics().then(
+          (text) => reply(res, 200, metrics.registry.contentType, text),
+          (error: unknown) => {
+            logger.error({ err: error }, "collecting metrics failed");
+            reply(res, 500, "text/plain", "collecting metrics failed\n");
+          },
+        );
+        return;
+      }
+    }
+    rpcHandler(req, res);
+  };
+
+  const sockets = new Set<net.Socket>();
+  const sniffing = new Set<net.Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+
+  const h1 = http.createServer(onRequest);
+  const h2 = http2.createServer(onRequest);
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+    session.on("error", (error) => logger.debug({ err: error }, "http/2 session error"));
+    if (draining.signal.aborted) session.close();
+  });
+
+  const tcp = net.createServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    sniffing.add(socket);
+    socket.once("close", () => {
+      sockets.delete(socket);
+      sniffing.delete(socket);
+    });
+    sniffProtocol(socket, SNIFF_TIMEOUT_MS, (protocol) => {
+      sniffing.delete(socket);
+      (protocol === "http2" ? h2 : h1).emit("connection", socket);
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    tcp.once("error", reject);
+    tcp.listen(opts.port, opts.host ?? "0.0.0.0", () => {
+      tcp.off("error", reject);
+      resolve();
+    });
+  });
+  tcp.on("error", (error) => logger.error({ err: error }, "listener error"));
+  // The HTTP/1.1 server never listens itself (it gets sockets from the sniffer); this enables its
+  // connection tracking, which closeIdleConnections() and the header/request timeouts rely on.
+  h1.emit("listening");
+
+  const address = tcp.address() as AddressInfo;
+  const urlHost = ["0.0.0.0", "::", ""].includes(address.address) ? "127.0.0.1" : address.address.includes(":") ? `[${address.address}]` : address.address;
+  const url = `http://${urlHost}:${address.port}`;
+  logger.info({ server: opts.name, url, services: reflection.serviceNames }, "server listening");
+
+  const shutdown = async (deadlineMs: number): Promise<void> => {
+    logger.info({ server: opts.name, deadline_ms: deadlineMs }, "server draining");
+    readiness.beginShutdown();
+    draining.abort();
+    const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
+    // Connections that have not even said which protocol they speak have no call in flight.
+    for (const socket of sniffing) socket.destroy();
+    for (const session of sessions) session.close();
+    const deadline = Date.now() + deadlineMs;
+    while (sockets.size > 0 && Date.now() < deadline) {
+      // Keep-alive HTTP/1.1 connections become idle as their last response ends.
+      h1.closeIdleConnections();
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+    }
+    if (sockets.size > 0) {
+      logger.warn({ server: opts.name, connections: sockets.size }, "drain deadline passed: cancelling what is still running");
+      deadlinePassed.abort();
+      for (const session of sessions) session.destroy();
+      for (const socket of sockets) socket.destroy();
+    }
+    await closed;
+    h1.close();
+    readiness.stop();
+    logger.info({ server: opts.name }, "server stopped");
+  };
+
+  let closing: Promise<void> | undefined;
+  return {
+    port: address.port,
+    url,
+    close(deadlineMs = 10_000) {
+      closing ??= shutdown(deadlineMs);
+      return closing;
+    },
+  };
+}
+
+const RESET_POLL_MS = 10;
+const RESET_GIVE_UP_MS = 5000;
+
+/**
+ * An answer can end before the request did (e.g. `resource_exhausted` for an oversized message).
+ * The unread rest of the body then fills the stream's flow-control window and the HTTP/2 stream
+ * stays open forever, holding a concurrency slot and blocking graceful shutdown. RFC 9113 §8.1:
+ * once the response is complete, the server may reset the stream with NO_ERROR. It must be
+ * complete on the wire, not just queued (a reset drops queued DATA), hence the short wait for the
+ * local END_STREAM to go out.
+ */
+function releaseUnreadRequest(req: http2.Http2ServerRequest): void {
+  const stream = req.stream;
+  // The compatibility response emits "finish" only once the stream closed: watch the stream.
+  stream.once("finish", () => {
+    if (req.complete && !req.destroyed) return;
+    // The compatibility request stopped reading; its data listener would pause the stream again
+    // on every chunk, and a stream with unread data never closes. Drop the rest instead.
+    stream.removeAllListeners("data");
+    stream.resume();
+    const startedAt = Date.now();
+    const resetWhenSent = (): void => {
+      if (stream.closed || stream.destroyed) return;
+      if (stream.state.localClose === 1 || Date.now() - startedAt > RESET_GIVE_UP_MS) {
+        stream.close(http2.constants.NGHTTP2_NO_ERROR);
+        return;
+      }
+      setTimeout(resetWhenSent, RESET_POLL_MS).unref();
+    };
+    resetWhenSent();
+  });
+}
+
+// Fail at start-up rather than answer every call `unauthenticated`.
+function assertVerifierWhenNeeded(opts: ServerOptions): void {
+  if (opts.verifier !== undefined) return;
+  const needing = opts.services.flatMap((service) =>
+    service.methods
+      .filter((method) => [Access.USER, Access.ADMIN, Access.INTERNAL].includes(accessPolicyOf(method)))
+      .map((method) => `${service.typeName}/${method.name}`),
+  );
+  if (needing.length > 0) {
+    throw new Error(`startServer: ${needing.join(", ")} need a token verifier; pass \`verifier: createTokenVerifier(...)\``);
+  }
+}

@@ -1,0 +1,164 @@
+import { create } from "@bufbuild/protobuf";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { trace } from "@opentelemetry/api";
+import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import { UserRegisteredSchema } from "@zero/proto/zero/auth/v1/events_pb";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createDb } from "../src/db.js";
+import { appendEvent } from "../src/events/outbox.js";
+import { startRelay } from "../src/events/relay.js";
+import {
+  installTracing,
+  startEventsEnv,
+  TEST_STREAM,
+  waitFor,
+  type EventsEnv,
+  type TestTables,
+} from "./events-fixtures.js";
+
+const exporter = installTracing();
+let env: EventsEnv;
+
+beforeAll(async () => {
+  env = await startEventsEnv("relay");
+});
+afterAll(async () => {
+  await env.close();
+});
+beforeEach(async () => {
+  await env.db.deleteFrom("kit_outbox").execute();
+  const jsm = await jetstreamManager(env.nc);
+  await jsm.streams.purge(TEST_STREAM);
+  exporter.reset();
+});
+
+function aUserRegistered(email = "ada@example.com") {
+  return create(UserRegisteredSchema, { userId: "u-1", email, firstName: "Ada", lastName: "Lovelace" });
+}
+
+async function streamMessages() {
+  const jsm = await jetstreamManager(env.nc);
+  const info = await jsm.streams.info(TEST_STREAM);
+  const messages = [];
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+    const m = await jsm.streams.getMessage(TEST_STREAM, { seq });
+    if (m !== null) messages.push(m);
+  }
+  return messages;
+}
+
+async function unpublished(): Promise<number> {
+  const row = await env.db
+    .selectFrom("kit_outbox")
+    .select((eb) => eb.fn.countAll<string>().as("n"))
+    .where("published_at", "is", null)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+describe("appendEvent + relay", () => {
+  it("publishes a committed event with Nats-Msg-Id, CloudEvents headers and the append-time trace", async () => {
+    const relay = startRelay({ db: env.db, nc: env.nc, logger: env.log.logger, pollIntervalMs: 50 });
+    try {
+      const tracer = trace.getTracer("test");
+      const { eventId, appendSpan } = await tracer.startActiveSpan("register", async (span) => {
+        const id = await env.db
+          .transaction()
+          .execute((trx) =>
+            appendEvent(trx, UserRegisteredSchema, aUserRegistered(), { source: "zero.test" }),
+          );
+        span.end();
+        return { eventId: id, appendSpan: span.spanContext() };
+      });
+      relay.wake();
+
+      const [stored] = await waitFor("the event on the stream", async () => {
+        const all = await streamMessages();
+        return all.length === 1 ? all : undefined;
+      });
+      expect(stored?.subject).toBe("zero.auth.v1.UserRegistered");
+      const h = stored!.header;
+      expect(h.get("Nats-Msg-Id")).toBe(eventId);
+      expect(h.get("ce-id")).toBe(eventId);
+      expect(h.get("ce-specversion")).toBe("1.0");
+      expect(h.get("ce-source")).toBe("zero.test");
+      expect(h.get("ce-type")).toBe("zero.auth.v1.UserRegistered");
+      expect(new Date(h.get("ce-time")).getTime()).toBeGreaterThan(Date.now() - 60_000);
+      expect(h.get("content-type")).toBe("application/protobuf");
+
+      // traceparent = the relay's publish span, a child of the span active at append time.
+      const [, traceId, spanId] = h.get("traceparent").split("-");
+      expect(traceId).toBe(appendSpan.traceId);
+      const publishSpan = exporter
+        .getFinishedSpans()
+        .find((s) => s.name === "send zero.auth.v1.UserRegistered");
+      expect(publishSpan?.spanContext().spanId).toBe(spanId);
+      expect(publishSpan?.parentSpanContext?.spanId).toBe(appendSpan.spanId);
+
+      expect(await unpublished()).toBe(0);
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  it("publishes nothing for a rolled-back transaction", async () => {
+    const relay = startRelay({ db: env.db, nc: env.nc, logger: env.log.logger, pollIntervalMs: 50 });
+    try {
+      await expect(
+        env.db.transaction().execute(async (trx) => {
+          await appendEvent(trx, UserRegisteredSchema, aUserRegistered("rolled@back.example"), {
+            source: "zero.test",
+          });
+          throw new Error("business rule failed");
+        }),
+      ).rejects.toThrow("business rule failed");
+      // A committed event after it: once it is on the stream, the relay has passed the rollback.
+      const committed = await env.db.transaction().execute((trx) =>
+        appendEvent(trx, UserRegisteredSchema, aUserRegistered("kept@example.com"), {
+          source: "zero.test",
+        }),
+      );
+      relay.wake();
+      await waitFor("the committed event", async () => (await unpublished()) === 0);
+      const messages = await streamMessages();
+      expect(messages.map((m) => m.header.get("ce-id"))).toEqual([committed]);
+      expect(await env.db.selectFrom("kit_outbox").select("id").execute()).toEqual([{ id: committed }]);
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  it("publishes each event once with two relays on the same database", async () => {
+    const otherDb = createDb<TestTables>(env.dbUrl);
+    const relays = [
+      startRelay({ db: env.db, nc: env.nc, logger: env.log.logger, batchSize: 7, pollIntervalMs: 10 }),
+      startRelay({ db: otherDb, nc: env.nc, logger: env.log.logger, batchSize: 7, pollIntervalMs: 10 }),
+    ];
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 60; i++) {
+        ids.push(
+          await env.db.transaction().execute((trx) =>
+            appendEvent(trx, UserRegisteredSchema, aUserRegistered(`u${i}@example.com`), {
+              source: "zero.test",
+            }),
+          ),
+        );
+        if (i % 10 === 0) relays.forEach((r) => r.wake());
+      }
+      relays.forEach((r) => r.wake());
+      await waitFor("all events published", async () => (await unpublished()) === 0);
+
+      const messages = await streamMessages();
+      expect(messages).toHaveLength(60);
+      expect(new Set(messages.map((m) => m.header.get("ce-id")))).toEqual(new Set(ids));
+      // Stream dedup would hide a double publish: count the publish attempts (one span each).
+      const sends = exporter.getFinishedSpans().filter((s: ReadableSpan) => s.name.startsWith("send "));
+      expect(sends).toHaveLength(60);
+      expect(new Set(sends.map((s) => s.attributes["messaging.message.id"]))).toEqual(new Set(ids));
+    } finally {
+      await Promise.all(relays.map((r) => r.stop()));
+      await otherDb.destroy();
+    }
+  });
+});

@@ -1,0 +1,42 @@
+import { randomBytes } from "node:crypto";
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { dirname } from "node:path";
+
+export type LocalSecrets = ReturnType<typeof openLocalSecrets>;
+
+/**
+ * Demo secrets for a local platform, generated once into a git-ignored `KEY=value` file and reused
+ * afterwards: a key that changed on every start would orphan what was encrypted with the last one
+ * (auth's signing keys). A value already in the environment wins, so real keys can be passed in.
+ */
+export function openLocalSecrets(file: string, env: Readonly<Record<string, string | undefined>>) {
+  const stored = new Map<string, string>();
+  if (existsSync(file)) {
+    for (const line of readFileSync(file, "utf8").split("\n")) {
+      const match = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+      if (match?.[1] && match[2]) stored.set(match[1], match[2]);
+    }
+  }
+  return {
+    /** The named secret: from the environment, the file, or `bytes` fresh random bytes (base64) saved to the file. */
+    secret: (name: string, bytes: number): string => {
+      const given = env[name] ?? stored.get(name);
+      if (given) return given;
+      const value = randomBytes(bytes).toString("base64");
+      mkdirSync(dirname(file), { recursive: true });
+      if (!existsSync(file)) {
+        appendFileSync(
+          file,
+          "# Demo secrets for the local platform (scripts/start.sh). Never commit, never reuse.\n",
+          {
+            mode: 0o600,
+          },
+        );
+      }
+      appendFileSync(file, `${name}=${value}\n`);
+      chmodSync(file, 0o600);
+      stored.set(name, value);
+      return value;
+    },
+  };
+}
