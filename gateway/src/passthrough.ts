@@ -6,6 +6,7 @@ import { injectTraceHeaders } from "@zero/kit/tracing";
 import { asConnectError } from "./error-body.js";
 import type { EdgeAccess } from "./edge-access.js";
 import { requestHeader, type Exchange, type GatewayRequest } from "./http-exchange.js";
+import { discardRequestBody } from "./request-body.js";
 import { sendRpcError, type RpcProtocol } from "./rpc-error-response.js";
 import { upstreamFailure, type Upstream, type Upstreams } from "./upstreams.js";
 
@@ -64,8 +65,7 @@ export function createPassthrough(opts: { upstreams: Upstreams; access: EdgeAcce
       const refuse = (error: unknown): void => {
         const { error: connectError, unexpected } = asConnectError(error);
         if (unexpected) exchange.logger.error({ err: error, path: exchange.path }, "unexpected error forwarding an RPC");
-        // The request body is not wanted any more; let it drain instead of stalling the stream.
-        req.resume();
+        discardRequestBody(req);
         sendRpcError(exchange, protocol, connectError, contentType);
       };
 

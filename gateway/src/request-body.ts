@@ -16,7 +16,7 @@ export type BodyResult = { readonly kind: "ok"; readonly bytes: Buffer } | { rea
 export function readRequestBody(req: GatewayRequest, limit: number): Promise<BodyResult> {
   const declared = req.headers["content-length"];
   if (declared !== undefined && Number(declared) > limit) {
-    discardRest(req);
+    discardRequestBody(req);
     return Promise.resolve({ kind: "too-large" });
   }
 
@@ -34,7 +34,7 @@ export function readRequestBody(req: GatewayRequest, limit: number): Promise<Bod
       if (size > limit) {
         cleanup();
         chunks.length = 0;
-        discardRest(req);
+        discardRequestBody(req);
         resolve({ kind: "too-large" });
         return;
       }
@@ -59,7 +59,11 @@ export function readRequestBody(req: GatewayRequest, limit: number): Promise<Bod
   });
 }
 
-function discardRest(req: GatewayRequest): void {
+/**
+ * Drains what is left of a request the gateway answered without reading it all (413, or a call
+ * refused before its body mattered), then cuts it if the client keeps sending.
+ */
+export function discardRequestBody(req: GatewayRequest): void {
   req.resume();
   if (req.complete) return;
   const timer = setTimeout(() => {

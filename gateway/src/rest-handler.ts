@@ -8,7 +8,7 @@ import { asConnectError, httpErrorBody } from "./error-body.js";
 import type { EdgeAccess } from "./edge-access.js";
 import { requestHeader, sendHttpError, sendJson, type Exchange } from "./http-exchange.js";
 import { PathDecodeError, type PathBindings } from "./path-template.js";
-import { readRequestBody } from "./request-body.js";
+import { discardRequestBody, readRequestBody } from "./request-body.js";
 import { findMissingRequiredFields } from "./required-fields.js";
 import type { Route, RouteTable } from "./route-table.js";
 import { transcodeRequest, transcodeResponse } from "./transcode.js";
@@ -41,9 +41,12 @@ export function createRestHandler(opts: RestHandlerOptions): RestHandler {
       lookup = opts.routes.lookup(httpMethod, exchange.path);
     } catch (error) {
       if (!(error instanceof PathDecodeError)) throw error;
+      discardRequestBody(req);
       sendHttpError(exchange, new DomainError("invalid_argument", error.message));
       return "unmatched";
     }
+    // Unrouted requests are answered without their body: drain it so the connection stays usable.
+    if (lookup.kind !== "found") discardRequestBody(req);
     if (lookup.kind === "not-found") {
       sendHttpError(exchange, new ConnectError(`no route for ${httpMethod} ${exchange.path}`, Code.NotFound));
       return "unmatched";
@@ -61,6 +64,9 @@ export function createRestHandler(opts: RestHandlerOptions): RestHandler {
       await serve(exchange, route, bindings, opts);
     } catch (error) {
       sendHttpError(exchange, error);
+    } finally {
+      // Refused before the body was read (401, 403): an unread HTTP/2 body would keep the stream open.
+      if (!req.complete) discardRequestBody(req);
     }
     return label;
   };

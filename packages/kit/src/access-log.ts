@@ -16,7 +16,10 @@ export function createAccessLogInterceptor(logger: Logger): Interceptor {
     const rpc = `${req.service.typeName}/${req.method.name}`;
     const write = (error: unknown): void => {
       const code = error === undefined ? "ok" : codeToString(ConnectError.from(error, Code.Internal).code);
-      logger.debug({ rpc, code, duration_ms: Math.round((performance.now() - startedAt) * 1000) / 1000 }, "rpc");
+      logger.debug(
+        { rpc, code, duration_ms: Math.round((performance.now() - startedAt) * 1000) / 1000 },
+        "rpc",
+      );
     };
     try {
       const res = await next(req);

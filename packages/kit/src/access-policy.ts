@@ -30,14 +30,23 @@ export function createAccessPolicyInterceptor(opts: AccessPolicyOptions): Interc
 
   const authenticate = async (header: string | null): Promise<Principal> => {
     if (header === null) {
-      throw authenticationRequired("this call needs an access token: send `authorization: Bearer <token>`", "TOKEN_MISSING");
+      throw authenticationRequired(
+        "this call needs an access token: send `authorization: Bearer <token>`",
+        "TOKEN_MISSING",
+      );
     }
     const token = bearerToken(header);
     if (token === undefined) {
-      throw authenticationRequired("the authorization header must have the form `Bearer <token>`", "TOKEN_MALFORMED");
+      throw authenticationRequired(
+        "the authorization header must have the form `Bearer <token>`",
+        "TOKEN_MALFORMED",
+      );
     }
     if (verifier === undefined) {
-      throw authenticationRequired("this service is not configured to verify access tokens", "TOKEN_UNVERIFIABLE");
+      throw authenticationRequired(
+        "this service is not configured to verify access tokens",
+        "TOKEN_UNVERIFIABLE",
+      );
     }
     return verifier.verify(token);
   };
@@ -62,19 +71,27 @@ export function createAccessPolicyInterceptor(opts: AccessPolicyOptions): Interc
       case Access.ADMIN:
         principal = await authenticate(header);
         if (!principal.roles.includes("admin")) {
-          throw new DomainError("permission_denied", "this call needs the admin role", { reason: "ADMIN_REQUIRED" });
+          throw new DomainError("permission_denied", "this call needs the admin role", {
+            reason: "ADMIN_REQUIRED",
+          });
         }
         break;
       case Access.INTERNAL:
         principal = await authenticate(header);
         if (principal.kind !== "service") {
-          throw new DomainError("permission_denied", "this call is reserved for Zero's own services", { reason: "SERVICE_REQUIRED" });
+          throw new DomainError("permission_denied", "this call is reserved for Zero's own services", {
+            reason: "SERVICE_REQUIRED",
+          });
         }
         break;
       default:
-        throw new DomainError("permission_denied", "this method declares no access policy, so nobody may call it", {
-          reason: "ACCESS_UNDECLARED",
-        });
+        throw new DomainError(
+          "permission_denied",
+          "this method declares no access policy, so nobody may call it",
+          {
+            reason: "ACCESS_UNDECLARED",
+          },
+        );
     }
 
     req.contextValues.set(principalKey, principal);

@@ -41,7 +41,14 @@ describe("envReader", () => {
   });
 
   it("reports every problem at once", () => {
-    const e = envReader({ PORT: "80x", MAX: "100", MIN: "-1", FLAG: "maybe", URL: "not a url", SECRET_URL: "::nope:secret" });
+    const e = envReader({
+      PORT: "80x",
+      MAX: "100",
+      MIN: "-1",
+      FLAG: "maybe",
+      URL: "not a url",
+      SECRET_URL: "::nope:secret",
+    });
     e.string("REQUIRED");
     e.int("PORT");
     e.int("MAX", undefined, { max: 10 });

@@ -6,7 +6,9 @@ export class ConfigError extends Error {
   readonly problems: readonly string[];
 
   constructor(problems: readonly string[]) {
-    super(`invalid configuration (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n  - ${problems.join("\n  - ")}`);
+    super(
+      `invalid configuration (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n  - ${problems.join("\n  - ")}`,
+    );
     this.name = "ConfigError";
     this.problems = problems;
   }
@@ -75,8 +77,10 @@ export function envReader(env: Record<string, string | undefined>): EnvReader {
         problems.push(`${name} is out of range: "${value}"`);
         return fallback ?? 0;
       }
-      if (range?.min !== undefined && n < range.min) problems.push(`${name} must be at least ${range.min}, got ${n}`);
-      if (range?.max !== undefined && n > range.max) problems.push(`${name} must be at most ${range.max}, got ${n}`);
+      if (range?.min !== undefined && n < range.min)
+        problems.push(`${name} must be at least ${range.min}, got ${n}`);
+      if (range?.max !== undefined && n > range.max)
+        problems.push(`${name} must be at most ${range.max}, got ${n}`);
       return n;
     },
 

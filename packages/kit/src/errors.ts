@@ -87,7 +87,10 @@ export function domainErrorToConnectError(error: DomainError): ConnectError {
   }
   details.push({
     desc: ErrorInfoSchema,
-    value: create(ErrorInfoSchema, { reason: error.reason ?? error.code.toUpperCase(), domain: ERROR_DOMAIN }),
+    value: create(ErrorInfoSchema, {
+      reason: error.reason ?? error.code.toUpperCase(),
+      domain: ERROR_DOMAIN,
+    }),
   });
   return new ConnectError(error.message, CODES[error.code], undefined, details);
 }
@@ -97,7 +100,12 @@ export function domainErrorToConnectError(error: DomainError): ConnectError {
  * ConnectError → unchanged, a cancelled call → its cancellation, anything else → `internal`
  * with the cause logged here and never sent.
  */
-export function toConnectError(error: unknown, signal: AbortSignal, logger: Logger, rpc: string): ConnectError {
+export function toConnectError(
+  error: unknown,
+  signal: AbortSignal,
+  logger: Logger,
+  rpc: string,
+): ConnectError {
   if (error instanceof DomainError) return domainErrorToConnectError(error);
   if (error instanceof ConnectError) return error;
   if (signal.aborted) return ConnectError.from(signal.reason, Code.Canceled);

@@ -2,11 +2,10 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
-  Health,
   HealthCheckResponseSchema,
   HealthCheckResponse_ServingStatus as ServingStatus,
 } from "@zero/proto/grpc/health/v1/health_pb";
-import type { HealthCheckResponse } from "@zero/proto/grpc/health/v1/health_pb";
+import type { Health, HealthCheckResponse } from "@zero/proto/grpc/health/v1/health_pb";
 import type { Readiness } from "./readiness.js";
 
 export interface HealthServiceOptions {
@@ -28,8 +27,10 @@ export function createHealthService(opts: HealthServiceOptions): ServiceImpl<typ
   const { readiness, draining } = opts;
   const known = new Set(["", ...opts.serviceNames]);
 
-  const status = (): ServingStatus => (readiness.current().ready ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
-  const response = (s: ServingStatus): HealthCheckResponse => create(HealthCheckResponseSchema, { status: s });
+  const status = (): ServingStatus =>
+    readiness.current().ready ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
+  const response = (s: ServingStatus): HealthCheckResponse =>
+    create(HealthCheckResponseSchema, { status: s });
 
   // Resolves on the next readiness change, or when the call or the server is going away.
   const nextChange = (signal: AbortSignal): Promise<void> =>

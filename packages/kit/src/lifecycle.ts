@@ -38,7 +38,10 @@ export function createLifecycle(logger: Logger, opts: LifecycleOptions = {}): Li
   const shutdown = async (signal: NodeJS.Signals): Promise<void> => {
     logger.info({ signal, closers: closers.length, deadline_ms: deadlineMs }, "shutting down");
     const timer = setTimeout(() => {
-      logger.error({ deadline_ms: deadlineMs }, "shutdown deadline passed: exiting without waiting for the rest");
+      logger.error(
+        { deadline_ms: deadlineMs },
+        "shutdown deadline passed: exiting without waiting for the rest",
+      );
       exit(1);
     }, deadlineMs);
     let failed = false;

@@ -22,8 +22,18 @@ export function createRpcMetrics(): RpcMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const labelNames = ["service", "method", "code"] as const;
-  const requests = new Counter({ name: "rpc_requests_total", help: "RPCs handled, by outcome.", labelNames, registers: [registry] });
-  const errors = new Counter({ name: "rpc_errors_total", help: "RPCs that ended with an error code.", labelNames, registers: [registry] });
+  const requests = new Counter({
+    name: "rpc_requests_total",
+    help: "RPCs handled, by outcome.",
+    labelNames,
+    registers: [registry],
+  });
+  const errors = new Counter({
+    name: "rpc_errors_total",
+    help: "RPCs that ended with an error code.",
+    labelNames,
+    registers: [registry],
+  });
   const duration = new Histogram({
     name: "rpc_request_duration_seconds",
     help: "Time from the request to the end of the response (streams included).",
@@ -50,7 +60,12 @@ export function createRpcMetrics(): RpcMetrics {
         record(service, method, startedAt, undefined);
         return res;
       }
-      return { ...res, message: interceptStream(res.message, { onEnd: (error) => record(service, method, startedAt, error) }) };
+      return {
+        ...res,
+        message: interceptStream(res.message, {
+          onEnd: (error) => record(service, method, startedAt, error),
+        }),
+      };
     } catch (error) {
       record(service, method, startedAt, error);
       throw error;

@@ -18,7 +18,11 @@ async function aSigningKey(kid: string): Promise<SigningKey> {
   return { kid, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg: "EdDSA", use: "sig" } };
 }
 
-async function aToken(key: SigningKey, claims: JWTPayload = {}, opts: { expiresIn?: string | number } = {}): Promise<string> {
+async function aToken(
+  key: SigningKey,
+  claims: JWTPayload = {},
+  opts: { expiresIn?: string | number } = {},
+): Promise<string> {
   // Claims given by the test override the defaults (wrong iss, wrong aud, ...).
   return new SignJWT({ sub: "user-1", iss: ISSUER, aud: AUDIENCE, roles: ["user"], ...claims })
     .setProtectedHeader({ alg: "EdDSA", kid: key.kid, typ: "JWT" })
@@ -77,7 +81,9 @@ describe("createTokenVerifier", () => {
     const { verifier } = aVerifier(() => [key.publicJwk]);
     const now = Math.floor(Date.now() / 1000);
     const header = base64url.encode(JSON.stringify({ alg: "none", typ: "JWT", kid: "k1" }));
-    const payload = base64url.encode(JSON.stringify({ sub: "admin", iss: ISSUER, aud: AUDIENCE, exp: now + 600, roles: ["admin"] }));
+    const payload = base64url.encode(
+      JSON.stringify({ sub: "admin", iss: ISSUER, aud: AUDIENCE, exp: now + 600, roles: ["admin"] }),
+    );
     const error = await rejection(verifier.verify(`${header}.${payload}.`));
     expect(error.code).toBe("unauthenticated");
     expect(error.reason).toBe("TOKEN_INVALID");
@@ -155,7 +161,9 @@ describe("createTokenVerifier", () => {
     const [header, payload, signature] = (await aToken(key)).split(".");
     const claims = JSON.parse(new TextDecoder().decode(base64url.decode(payload ?? ""))) as JWTPayload;
     const forged = base64url.encode(JSON.stringify({ ...claims, roles: ["admin"] }));
-    expect((await rejection(verifier.verify(`${header}.${forged}.${signature}`))).reason).toBe("TOKEN_INVALID");
+    expect((await rejection(verifier.verify(`${header}.${forged}.${signature}`))).reason).toBe(
+      "TOKEN_INVALID",
+    );
   });
 
   it("rejects malformed input and bad roles", async () => {
@@ -163,7 +171,9 @@ describe("createTokenVerifier", () => {
     const { verifier } = aVerifier(() => [key.publicJwk]);
     expect((await rejection(verifier.verify("not-a-jwt"))).code).toBe("unauthenticated");
     expect((await rejection(verifier.verify(""))).code).toBe("unauthenticated");
-    expect((await rejection(verifier.verify(await aToken(key, { roles: "admin" })))).code).toBe("unauthenticated");
+    expect((await rejection(verifier.verify(await aToken(key, { roles: "admin" })))).code).toBe(
+      "unauthenticated",
+    );
   });
 
   it("follows key rotation: a new kid is accepted after one refetch, with a cool-down", async () => {

@@ -5,7 +5,7 @@ import type { HandlerContext } from "@connectrpc/connect";
 import { access } from "@zero/proto/zero/options/v1/access_pb";
 import type { Access } from "@zero/proto/zero/options/v1/access_pb";
 import { createLocalJWKSet, errors, jwtVerify } from "jose";
-import type { JSONWebKeySet, JWK, JWTPayload } from "jose";
+import type { JWK, JWTPayload } from "jose";
 import { DomainError } from "./errors.js";
 
 /** Who is calling, as established from a verified access token. */
@@ -16,13 +16,18 @@ export interface Principal {
 }
 
 /** Set by the server's access-policy interceptor; `undefined` for anonymous calls to PUBLIC methods. */
-export const principalKey = createContextKey<Principal | undefined>(undefined, { description: "zero.principal" });
+export const principalKey = createContextKey<Principal | undefined>(undefined, {
+  description: "zero.principal",
+});
 
 /** The caller of a USER/ADMIN/INTERNAL method (always present there: the kit refused the call otherwise). */
 export function requirePrincipal(ctx: HandlerContext): Principal {
   const principal = ctx.values.get(principalKey);
   if (principal === undefined) {
-    throw new DomainError("unauthenticated", "this call needs an access token: send `authorization: Bearer <token>`");
+    throw new DomainError(
+      "unauthenticated",
+      "this call needs an access token: send `authorization: Bearer <token>`",
+    );
   }
   return principal;
 }
@@ -64,16 +69,20 @@ export function createTokenVerifier(opts: TokenVerifierOptions): TokenVerifier {
       lastAttemptAt = Date.now();
       try {
         const jwks = await opts.getJwks();
-        keySet = createLocalJWKSet(jwks as JSONWebKeySet);
+        keySet = createLocalJWKSet(jwks);
         fetchedAt = Date.now();
         return keySet;
       } catch (cause) {
         // A stale key set beats refusing every caller while auth is briefly unreachable.
         if (keySet !== undefined) return keySet;
-        throw new DomainError("unavailable", "access tokens cannot be verified right now (signing keys unavailable): retry shortly", {
-          reason: "JWKS_UNAVAILABLE",
-          cause,
-        });
+        throw new DomainError(
+          "unavailable",
+          "access tokens cannot be verified right now (signing keys unavailable): retry shortly",
+          {
+            reason: "JWKS_UNAVAILABLE",
+            cause,
+          },
+        );
       } finally {
         inflight = undefined;
       }
@@ -88,7 +97,10 @@ export function createTokenVerifier(opts: TokenVerifierOptions): TokenVerifier {
     return fetchKeys();
   };
 
-  const verifyWith = async (token: string, keys: ReturnType<typeof createLocalJWKSet>): Promise<Principal> => {
+  const verifyWith = async (
+    token: string,
+    keys: ReturnType<typeof createLocalJWKSet>,
+  ): Promise<Principal> => {
     const { payload } = await jwtVerify(token, keys, {
       algorithms: ["EdDSA"],
       issuer: opts.issuer,
@@ -122,8 +134,9 @@ export function createTokenVerifier(opts: TokenVerifierOptions): TokenVerifier {
 function toPrincipal(payload: JWTPayload): Principal {
   const { sub, roles, kind } = payload as JWTPayload & { roles?: unknown; kind?: unknown };
   if (typeof sub !== "string" || sub === "") throw invalidToken();
-  if (roles !== undefined && !(Array.isArray(roles) && roles.every((r) => typeof r === "string"))) throw invalidToken();
-  const roleList = (roles as string[] | undefined) ?? [];
+  if (roles !== undefined && !(Array.isArray(roles) && roles.every((r) => typeof r === "string")))
+    throw invalidToken();
+  const roleList = roles ?? [];
   // Service identity is designed properly by a later issue; until then a service is a token that
   // says so (claim `kind: "service"` or role `service`), minted by auth for other services only.
   const isService = kind === "service" || roleList.includes("service");
@@ -131,24 +144,40 @@ function toPrincipal(payload: JWTPayload): Principal {
 }
 
 function invalidToken(): DomainError {
-  return new DomainError("unauthenticated", "the access token is invalid: sign in again to get a new one", { reason: "TOKEN_INVALID" });
+  return new DomainError("unauthenticated", "the access token is invalid: sign in again to get a new one", {
+    reason: "TOKEN_INVALID",
+  });
 }
 
 function toDomainError(error: unknown): DomainError {
   if (error instanceof DomainError) return error;
   if (error instanceof errors.JWTExpired) {
-    return new DomainError("unauthenticated", "the access token has expired: refresh it or sign in again", { reason: "TOKEN_EXPIRED" });
-  }
-  if (error instanceof errors.JWTClaimValidationFailed && error.claim === "nbf") {
-    return new DomainError("unauthenticated", "the access token is not valid yet (nbf is in the future): check the client's clock", {
-      reason: "TOKEN_NOT_YET_VALID",
+    return new DomainError("unauthenticated", "the access token has expired: refresh it or sign in again", {
+      reason: "TOKEN_EXPIRED",
     });
   }
+  if (error instanceof errors.JWTClaimValidationFailed && error.claim === "nbf") {
+    return new DomainError(
+      "unauthenticated",
+      "the access token is not valid yet (nbf is in the future): check the client's clock",
+      {
+        reason: "TOKEN_NOT_YET_VALID",
+      },
+    );
+  }
   if (error instanceof errors.JWTClaimValidationFailed && (error.claim === "iss" || error.claim === "aud")) {
-    return new DomainError("unauthenticated", "the access token was not issued for this platform: sign in again", { reason: "TOKEN_INVALID" });
+    return new DomainError(
+      "unauthenticated",
+      "the access token was not issued for this platform: sign in again",
+      { reason: "TOKEN_INVALID" },
+    );
   }
   if (error instanceof errors.JWKSNoMatchingKey) {
-    return new DomainError("unauthenticated", "the access token was signed with an unknown key: sign in again", { reason: "TOKEN_INVALID" });
+    return new DomainError(
+      "unauthenticated",
+      "the access token was signed with an unknown key: sign in again",
+      { reason: "TOKEN_INVALID" },
+    );
   }
   return invalidToken();
 }

@@ -12,7 +12,11 @@ export type WireProtocol = "http1" | "http2";
  * arrive in pieces; a connection that closes or errors first is simply dropped, and one that stays
  * silent for `timeoutMs` is destroyed (it would otherwise hold a socket forever).
  */
-export function sniffProtocol(socket: Socket, timeoutMs: number, decide: (protocol: WireProtocol) => void): void {
+export function sniffProtocol(
+  socket: Socket,
+  timeoutMs: number,
+  decide: (protocol: WireProtocol) => void,
+): void {
   const chunks: Buffer[] = [];
   let length = 0;
 

@@ -41,7 +41,10 @@ export function createReadiness(opts: ReadinessOptions): Readiness {
   const timeoutMs = opts.timeoutMs ?? 2000;
   const listeners = new Set<() => void>();
   // Not ready until the checks answered once (immediately ready when there is nothing to check).
-  let state: ReadinessState = opts.checks.length === 0 ? { ready: true, failing: [] } : { ready: false, failing: opts.checks.map((c) => c.name) };
+  let state: ReadinessState =
+    opts.checks.length === 0
+      ? { ready: true, failing: [] }
+      : { ready: false, failing: opts.checks.map((c) => c.name) };
   let checkedAt = opts.checks.length === 0 ? Infinity : -Infinity;
   let running: Promise<ReadinessState> | undefined;
   let shuttingDown = false;
@@ -87,7 +90,7 @@ export function createReadiness(opts: ReadinessOptions): Readiness {
 
   const refresh = (maxAgeMs = 0): Promise<ReadinessState> => {
     if (shuttingDown) return Promise.resolve(state);
-    if (Date.now() - checkedAt <= maxAgeMs) return Promise.resolve(state);
+    if (Date.now() - checkedAt < maxAgeMs) return Promise.resolve(state);
     running ??= runChecks().finally(() => {
       running = undefined;
     });

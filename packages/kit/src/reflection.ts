@@ -1,5 +1,12 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import type { DescEnum, DescExtension, DescFile, DescMessage, DescService, MessageInitShape } from "@bufbuild/protobuf";
+import type {
+  DescEnum,
+  DescExtension,
+  DescFile,
+  DescMessage,
+  DescService,
+  MessageInitShape,
+} from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import type { ServiceImpl } from "@connectrpc/connect";
@@ -26,7 +33,8 @@ export function createReflectionIndex(services: readonly DescService[]): Reflect
   const addExtension = (ext: DescExtension, file: DescFile): void => {
     symbols.set(ext.typeName, file);
     let byNumber = extensions.get(ext.extendee.typeName);
-    if (byNumber === undefined) extensions.set(ext.extendee.typeName, (byNumber = new Map()));
+    if (byNumber === undefined)
+      extensions.set(ext.extendee.typeName, (byNumber = new Map<number, DescFile>()));
     byNumber.set(ext.number, file);
   };
   const addEnum = (e: DescEnum, file: DescFile): void => {
@@ -77,7 +85,8 @@ export function createReflectionIndex(services: readonly DescService[]): Reflect
     serviceNames: [...new Set(services.map((s) => s.typeName))],
     fileByName: (name) => withDependencies(files.get(name)),
     fileContainingSymbol: (symbol) => withDependencies(symbols.get(symbol.replace(/^\./, ""))),
-    fileContainingExtension: (extendee, number) => withDependencies(extensions.get(extendee.replace(/^\./, ""))?.get(number)),
+    fileContainingExtension: (extendee, number) =>
+      withDependencies(extensions.get(extendee.replace(/^\./, ""))?.get(number)),
     extensionNumbersOf(message) {
       const name = message.replace(/^\./, "");
       if (!messages.has(name)) return undefined;
@@ -98,7 +107,10 @@ function answer(index: ReflectionIndex, req: v1.ServerReflectionRequest): Respon
   let messageResponse: ResponseInit["messageResponse"];
   switch (request.case) {
     case "listServices":
-      messageResponse = { case: "listServicesResponse", value: { service: index.serviceNames.map((name) => ({ name })) } };
+      messageResponse = {
+        case: "listServicesResponse",
+        value: { service: index.serviceNames.map((name) => ({ name })) },
+      };
       break;
     case "fileByFilename":
       messageResponse = files(`file "${request.value}"`, index.fileByName(request.value));
@@ -108,19 +120,31 @@ function answer(index: ReflectionIndex, req: v1.ServerReflectionRequest): Respon
       break;
     case "fileContainingExtension": {
       const { containingType, extensionNumber } = request.value;
-      messageResponse = files(`extension ${extensionNumber} of "${containingType}"`, index.fileContainingExtension(containingType, extensionNumber));
+      messageResponse = files(
+        `extension ${extensionNumber} of "${containingType}"`,
+        index.fileContainingExtension(containingType, extensionNumber),
+      );
       break;
     }
     case "allExtensionNumbersOfType": {
       const numbers = index.extensionNumbersOf(request.value);
       messageResponse =
         numbers === undefined
-          ? { case: "errorResponse", value: { errorCode: Code.NotFound, errorMessage: `message type "${request.value}" not found` } }
-          : { case: "allExtensionNumbersResponse", value: { baseTypeName: request.value, extensionNumber: numbers } };
+          ? {
+              case: "errorResponse",
+              value: { errorCode: Code.NotFound, errorMessage: `message type "${request.value}" not found` },
+            }
+          : {
+              case: "allExtensionNumbersResponse",
+              value: { baseTypeName: request.value, extensionNumber: numbers },
+            };
       break;
     }
     default:
-      messageResponse = { case: "errorResponse", value: { errorCode: Code.InvalidArgument, errorMessage: "the request names no question" } };
+      messageResponse = {
+        case: "errorResponse",
+        value: { errorCode: Code.InvalidArgument, errorMessage: "the request names no question" },
+      };
   }
   return { validHost: req.host, originalRequest: req, messageResponse };
 }
@@ -147,9 +171,15 @@ export function createReflection(services: readonly DescService[]): Reflection {
       // v1alpha is wire-identical to v1 (same fields and numbers): translate through the bytes.
       async *serverReflectionInfo(requests) {
         for await (const alphaReq of requests) {
-          const req = fromBinary(v1.ServerReflectionRequestSchema, toBinary(v1alpha.ServerReflectionRequestSchema, alphaReq));
+          const req = fromBinary(
+            v1.ServerReflectionRequestSchema,
+            toBinary(v1alpha.ServerReflectionRequestSchema, alphaReq),
+          );
           const res = create(v1.ServerReflectionResponseSchema, answer(index, req));
-          yield fromBinary(v1alpha.ServerReflectionResponseSchema, toBinary(v1.ServerReflectionResponseSchema, res));
+          yield fromBinary(
+            v1alpha.ServerReflectionResponseSchema,
+            toBinary(v1.ServerReflectionResponseSchema, res),
+          );
         }
       },
     },

@@ -84,7 +84,11 @@ export async function startServer(opts: ServerOptions): Promise<Server> {
   });
   const metrics = createRpcMetrics();
   const reflection = createReflection(allServices);
-  const health = createHealthService({ readiness, serviceNames: reflection.serviceNames, draining: draining.signal });
+  const health = createHealthService({
+    readiness,
+    serviceNames: reflection.serviceNames,
+    draining: draining.signal,
+  });
 
   const rpcHandler = connectNodeAdapter({
     routes(router) {
@@ -110,12 +114,20 @@ export async function startServer(opts: ServerOptions): Promise<Server> {
     shutdownSignal: deadlinePassed.signal,
   });
 
-  const reply = (res: http.ServerResponse | http2.Http2ServerResponse, status: number, contentType: string, body: string): void => {
+  const reply = (
+    res: http.ServerResponse | http2.Http2ServerResponse,
+    status: number,
+    contentType: string,
+    body: string,
+  ): void => {
     res.writeHead(status, { "content-type": contentType, "cache-control": "no-store" });
     res.end(body);
   };
 
-  const onRequest = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
+  const onRequest = (
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ): void => {
     if (req instanceof http2.Http2ServerRequest) {
       releaseUnreadRequest(req);
     } else if (draining.signal.aborted && res instanceof http.ServerResponse) {
@@ -133,7 +145,12 @@ export async function startServer(opts: ServerOptions): Promise<Server> {
           (state) =>
             state.ready
               ? reply(res, 200, "application/json", '{"status":"ready"}')
-              : reply(res, 503, "application/json", JSON.stringify({ status: "not_ready", failing: state.failing })),
+              : reply(
+                  res,
+                  503,
+                  "application/json",
+                  JSON.stringify({ status: "not_ready", failing: state.failing }),
+                ),
           (error: unknown) => {
             logger.error({ err: error }, "readiness refresh failed");
             reply(res, 503, "application/json", '{"status":"not_ready"}');
@@ -194,7 +211,11 @@ export async function startServer(opts: ServerOptions): Promise<Server> {
   h1.emit("listening");
 
   const address = tcp.address() as AddressInfo;
-  const urlHost = ["0.0.0.0", "::", ""].includes(address.address) ? "127.0.0.1" : address.address.includes(":") ? `[${address.address}]` : address.address;
+  const urlHost = ["0.0.0.0", "::", ""].includes(address.address)
+    ? "127.0.0.1"
+    : address.address.includes(":")
+      ? `[${address.address}]`
+      : address.address;
   const url = `http://${urlHost}:${address.port}`;
   logger.info({ server: opts.name, url, services: reflection.serviceNames }, "server listening");
 
@@ -213,7 +234,10 @@ export async function startServer(opts: ServerOptions): Promise<Server> {
       await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
     }
     if (sockets.size > 0) {
-      logger.warn({ server: opts.name, connections: sockets.size }, "drain deadline passed: cancelling what is still running");
+      logger.warn(
+        { server: opts.name, connections: sockets.size },
+        "drain deadline passed: cancelling what is still running",
+      );
       deadlinePassed.abort();
       for (const session of sessions) session.destroy();
       for (const socket of sockets) socket.destroy();
@@ -250,7 +274,7 @@ function releaseUnreadRequest(req: http2.Http2ServerRequest): void {
   const stream = req.stream;
   // The compatibility response emits "finish" only once the stream closed: watch the stream.
   stream.once("finish", () => {
-    if (req.complete && !req.destroyed) return;
+    if ((req.complete || stream.state.remoteClose === 1) && !req.destroyed) return;
     // The compatibility request stopped reading; its data listener would pause the stream again
     // on every chunk, and a stream with unread data never closes. Drop the rest instead.
     stream.removeAllListeners("data");
@@ -277,6 +301,8 @@ function assertVerifierWhenNeeded(opts: ServerOptions): void {
       .map((method) => `${service.typeName}/${method.name}`),
   );
   if (needing.length > 0) {
-    throw new Error(`startServer: ${needing.join(", ")} need a token verifier; pass \`verifier: createTokenVerifier(...)\``);
+    throw new Error(
+      `startServer: ${needing.join(", ")} need a token verifier; pass \`verifier: createTokenVerifier(...)\``,
+    );
   }
 }

@@ -35,7 +35,9 @@ export function startTelemetry(opts: TelemetryOptions): Telemetry {
   const sdk = new NodeSDK({
     serviceName: opts.serviceName,
     spanProcessors: processors,
-    textMapPropagator: new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
+    textMapPropagator: new CompositePropagator({
+      propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
+    }),
     instrumentations: [],
     // Metrics are Prometheus (prom-client) and logs go to stdout: without these empty lists the
     // SDK would start OTLP metric and log exporters against localhost by default.

@@ -18,7 +18,10 @@ const headersSetter: TextMapSetter<Headers> = {
 };
 
 /** Writes the active trace context (`traceparent`, `tracestate`) through `set`, e.g. into NATS headers. */
-export function injectTraceHeaders(set: (key: string, value: string) => void, ctx: Context = context.active()): void {
+export function injectTraceHeaders(
+  set: (key: string, value: string) => void,
+  ctx: Context = context.active(),
+): void {
   propagation.inject(ctx, undefined, { set: (_carrier, key, value) => set(key, value) });
 }
 
@@ -38,7 +41,14 @@ function rpcSystem(contentType: string | null): string {
 
 // OTel RPC semantic conventions: for a server these codes are the server's fault; the others
 // (invalid argument, not found, ...) describe the caller's request and leave the status unset.
-const SERVER_FAULTS = new Set([Code.Unknown, Code.DeadlineExceeded, Code.Unimplemented, Code.Internal, Code.Unavailable, Code.DataLoss]);
+const SERVER_FAULTS = new Set([
+  Code.Unknown,
+  Code.DeadlineExceeded,
+  Code.Unimplemented,
+  Code.Internal,
+  Code.Unavailable,
+  Code.DataLoss,
+]);
 
 function endSpan(span: Span, error: unknown, faults: ReadonlySet<Code> | undefined): void {
   if (error === undefined) {
@@ -85,7 +95,13 @@ export const tracingServerInterceptor: Interceptor = (next) => async (req) => {
       endSpan(span, undefined, SERVER_FAULTS);
       return res;
     }
-    return { ...res, message: interceptStream(res.message, { context: ctx, onEnd: (error) => endSpan(span, error, SERVER_FAULTS) }) };
+    return {
+      ...res,
+      message: interceptStream(res.message, {
+        context: ctx,
+        onEnd: (error) => endSpan(span, error, SERVER_FAULTS),
+      }),
+    };
   } catch (error) {
     endSpan(span, error, SERVER_FAULTS);
     throw error;
@@ -110,7 +126,13 @@ export const tracingClientInterceptor: Interceptor = (next) => async (req) => {
       endSpan(span, undefined, undefined);
       return res;
     }
-    return { ...res, message: interceptStream(res.message, { context: ctx, onEnd: (error) => endSpan(span, error, undefined) }) };
+    return {
+      ...res,
+      message: interceptStream(res.message, {
+        context: ctx,
+        onEnd: (error) => endSpan(span, error, undefined),
+      }),
+    };
   } catch (error) {
     endSpan(span, error, undefined);
     throw error;

@@ -18,7 +18,10 @@ interface Run {
 }
 
 function runMain(mode: string): Run {
-  const child = spawn(process.execPath, ["--import", "tsx", script, mode], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["--import", "tsx", script, mode], {
+    cwd: repoRoot,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   const lines: Record<string, unknown>[] = [];
   let stderr = "";
   let buffered = "";
@@ -46,7 +49,8 @@ function runMain(mode: string): Run {
   return { ready, exited, kill: (signal) => child.kill(signal) };
 }
 
-const closed = (lines: Record<string, unknown>[]) => lines.filter((l) => l.msg === "closed").map((l) => l.closer);
+const closed = (lines: Record<string, unknown>[]) =>
+  lines.filter((l) => l.msg === "closed").map((l) => l.closer);
 
 describe("createLifecycle", () => {
   it("on SIGTERM lets an in-flight call finish, runs the closers in reverse and exits 0", async () => {
@@ -90,6 +94,8 @@ describe("createLifecycle", () => {
     const { code, lines } = await run.exited;
     expect(code).toBe(1);
     expect(Date.now() - startedAt).toBeLessThan(3000);
-    expect(lines.some((l) => l.msg === "shutdown deadline passed: exiting without waiting for the rest")).toBe(true);
+    expect(
+      lines.some((l) => l.msg === "shutdown deadline passed: exiting without waiting for the rest"),
+    ).toBe(true);
   });
 });

@@ -8,6 +8,7 @@ import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code, createClient } from "@connectrpc/connect";
 import type { Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createAsyncIterable } from "@connectrpc/connect/protocol";
 import * as v1 from "@zero/proto/grpc/reflection/v1/reflection_pb";
 import * as v1alpha from "@zero/proto/grpc/reflection/v1alpha/reflection_pb";
 import { EchoService } from "@zero/proto/zero/testing/v1/echo_pb";
@@ -43,33 +44,48 @@ afterAll(async () => {
 });
 
 async function bufCurl(...args: string[]): Promise<string> {
-  const { stdout } = await run(buf, ["curl", "--protocol", "grpc", "--http2-prior-knowledge", ...args], { cwd: repoRoot, timeout: 20_000 });
+  const { stdout } = await run(buf, ["curl", "--protocol", "grpc", "--http2-prior-knowledge", ...args], {
+    cwd: repoRoot,
+    timeout: 20_000,
+  });
   return stdout;
 }
 
-async function ask(request: MessageInitShape<typeof v1.ServerReflectionRequestSchema>): Promise<v1.ServerReflectionResponse> {
-  async function* one() {
-    yield create(v1.ServerReflectionRequestSchema, request);
-  }
-  for await (const res of reflection.serverReflectionInfo(one())) return res;
+async function ask(
+  request: MessageInitShape<typeof v1.ServerReflectionRequestSchema>,
+): Promise<v1.ServerReflectionResponse> {
+  for await (const res of reflection.serverReflectionInfo(
+    createAsyncIterable([create(v1.ServerReflectionRequestSchema, request)]),
+  ))
+    return res;
   throw new Error("no reflection answer");
 }
 
 function fileNames(res: v1.ServerReflectionResponse): string[] {
-  if (res.messageResponse.case !== "fileDescriptorResponse") throw new Error(`expected files, got ${res.messageResponse.case}`);
-  return res.messageResponse.value.fileDescriptorProto.map((bytes) => fromBinary(FileDescriptorProtoSchema, bytes).name);
+  if (res.messageResponse.case !== "fileDescriptorResponse")
+    throw new Error(`expected files, got ${res.messageResponse.case}`);
+  return res.messageResponse.value.fileDescriptorProto.map(
+    (bytes) => fromBinary(FileDescriptorProtoSchema, bytes).name,
+  );
 }
 
 describe("reflection through the buf CLI", () => {
   it("lists the API, health and reflection (v1)", async () => {
     const services = (await bufCurl("--list-services", server.url)).trim().split("\n").sort();
     expect(services).toEqual(
-      ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection", "zero.testing.v1.EchoService"].sort(),
+      [
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "zero.testing.v1.EchoService",
+      ].sort(),
     );
   });
 
   it("lists methods through v1alpha too", async () => {
-    const methods = (await bufCurl("--reflect-protocol", "grpc-v1alpha", "--list-methods", server.url)).trim().split("\n");
+    const methods = (await bufCurl("--reflect-protocol", "grpc-v1alpha", "--list-methods", server.url))
+      .trim()
+      .split("\n");
     expect(methods).toContain("zero.testing.v1.EchoService/Echo");
     expect(methods).toContain("grpc.health.v1.Health/Watch");
   });
@@ -84,7 +100,9 @@ describe("reflection through the buf CLI", () => {
 
 describe("reflection requests", () => {
   it("file_by_filename answers the file first, then its transitive dependencies", async () => {
-    const names = fileNames(await ask({ messageRequest: { case: "fileByFilename", value: "zero/testing/v1/echo.proto" } }));
+    const names = fileNames(
+      await ask({ messageRequest: { case: "fileByFilename", value: "zero/testing/v1/echo.proto" } }),
+    );
     expect(names[0]).toBe("zero/testing/v1/echo.proto");
     expect(names).toEqual(
       expect.arrayContaining([
@@ -104,7 +122,11 @@ describe("reflection requests", () => {
     ["a message", "zero.testing.v1.EchoRequest", "zero/testing/v1/echo.proto"],
     ["an enum", "zero.options.v1.Access", "zero/options/v1/access.proto"],
     ["a nested enum", "grpc.health.v1.HealthCheckResponse.ServingStatus", "grpc/health/v1/health.proto"],
-    ["a nested message", "google.protobuf.DescriptorProto.ExtensionRange", "google/protobuf/descriptor.proto"],
+    [
+      "a nested message",
+      "google.protobuf.DescriptorProto.ExtensionRange",
+      "google/protobuf/descriptor.proto",
+    ],
     ["nothing from files no service imports", "google.rpc.BadRequest.FieldViolation", undefined],
     ["an extension", "zero.options.v1.access", "zero/options/v1/access.proto"],
   ])("file_containing_symbol finds %s", async (_what, symbol, file) => {
@@ -119,39 +141,52 @@ describe("reflection requests", () => {
 
   it("file_containing_extension and all_extension_numbers_of_type", async () => {
     const ext = await ask({
-      messageRequest: { case: "fileContainingExtension", value: { containingType: "google.protobuf.MethodOptions", extensionNumber: 50001 } },
+      messageRequest: {
+        case: "fileContainingExtension",
+        value: { containingType: "google.protobuf.MethodOptions", extensionNumber: 50001 },
+      },
     });
     expect(fileNames(ext)[0]).toBe("zero/options/v1/access.proto");
 
-    const numbers = await ask({ messageRequest: { case: "allExtensionNumbersOfType", value: "google.protobuf.MethodOptions" } });
+    const numbers = await ask({
+      messageRequest: { case: "allExtensionNumbersOfType", value: "google.protobuf.MethodOptions" },
+    });
     expect(numbers.messageResponse.case).toBe("allExtensionNumbersResponse");
     if (numbers.messageResponse.case === "allExtensionNumbersResponse") {
       expect(numbers.messageResponse.value.baseTypeName).toBe("google.protobuf.MethodOptions");
       // google.api.http (72295728) and zero.options.v1.access/creates_resource.
-      expect(numbers.messageResponse.value.extensionNumber).toEqual(expect.arrayContaining([50001, 50002, 72295728]));
+      expect(numbers.messageResponse.value.extensionNumber).toEqual(
+        expect.arrayContaining([50001, 50002, 72295728]),
+      );
     }
   });
 
   it("answers NOT_FOUND for unknown names, and keeps the stream usable", async () => {
-    const unknownSymbol = await ask({ messageRequest: { case: "fileContainingSymbol", value: "zero.nope.v1.Nope" } });
+    const unknownSymbol = await ask({
+      messageRequest: { case: "fileContainingSymbol", value: "zero.nope.v1.Nope" },
+    });
     expect(unknownSymbol.messageResponse.case).toBe("errorResponse");
     if (unknownSymbol.messageResponse.case === "errorResponse") {
       expect(unknownSymbol.messageResponse.value.errorCode).toBe(Code.NotFound);
     }
     const unknownFile = await ask({ messageRequest: { case: "fileByFilename", value: "nope.proto" } });
     expect(unknownFile.messageResponse.case).toBe("errorResponse");
-    const unknownType = await ask({ messageRequest: { case: "allExtensionNumbersOfType", value: "zero.nope.v1.Nope" } });
+    const unknownType = await ask({
+      messageRequest: { case: "allExtensionNumbersOfType", value: "zero.nope.v1.Nope" },
+    });
     expect(unknownType.messageResponse.case).toBe("errorResponse");
   });
 
   it("v1alpha answers like v1", async () => {
     const alpha = createClient(v1alpha.ServerReflection, createGrpcTransport({ baseUrl: server.url }));
-    async function* requests() {
-      yield create(v1alpha.ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } });
-      yield create(v1alpha.ServerReflectionRequestSchema, { messageRequest: { case: "fileContainingSymbol", value: "zero.testing.v1.EchoService" } });
-    }
+    const requests = createAsyncIterable([
+      create(v1alpha.ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }),
+      create(v1alpha.ServerReflectionRequestSchema, {
+        messageRequest: { case: "fileContainingSymbol", value: "zero.testing.v1.EchoService" },
+      }),
+    ]);
     const answers: v1alpha.ServerReflectionResponse[] = [];
-    for await (const res of alpha.serverReflectionInfo(requests())) answers.push(res);
+    for await (const res of alpha.serverReflectionInfo(requests)) answers.push(res);
     expect(answers).toHaveLength(2);
     expect(answers[0]?.messageResponse.case).toBe("listServicesResponse");
     expect(answers[1]?.messageResponse.case).toBe("fileDescriptorResponse");

@@ -79,7 +79,9 @@ describe.each(transports)("access policy over %s", (_name, transport) => {
     await client.echo({ message: "known" }, bearer(tokens.user));
     expect(principals.get("Echo")).toEqual({ subject: "user-1", roles: ["user"], kind: "user" });
 
-    expect((await client.echo({ message: "bad token" }, bearer("garbage.token.here"))).message).toBe("bad token");
+    expect((await client.echo({ message: "bad token" }, bearer("garbage.token.here"))).message).toBe(
+      "bad token",
+    );
     expect(principals.get("Echo")).toBeUndefined();
   });
 
@@ -109,8 +111,12 @@ describe.each(transports)("access policy over %s", (_name, transport) => {
 
   it("INTERNAL: only service principals", async () => {
     expect((await failure(client.internalEcho({ message: "x" }))).code).toBe(Code.Unauthenticated);
-    expect((await failure(client.internalEcho({ message: "x" }, bearer(tokens.user)))).code).toBe(Code.PermissionDenied);
-    expect((await failure(client.internalEcho({ message: "x" }, bearer(tokens.admin)))).code).toBe(Code.PermissionDenied);
+    expect((await failure(client.internalEcho({ message: "x" }, bearer(tokens.user)))).code).toBe(
+      Code.PermissionDenied,
+    );
+    expect((await failure(client.internalEcho({ message: "x" }, bearer(tokens.admin)))).code).toBe(
+      Code.PermissionDenied,
+    );
     expect((await client.internalEcho({ message: "svc" }, bearer(tokens.service))).message).toBe("svc");
     expect((await client.internalEcho({ message: "svc" }, bearer(tokens.serviceByKind))).message).toBe("svc");
     expect(principals.get("InternalEcho")?.kind).toBe("service");
@@ -180,7 +186,8 @@ describe.each(transports)("error mapping over %s", (_name, transport) => {
     const received: number[] = [];
     const error = await failure(
       (async () => {
-        for await (const res of client.echoStream({ message: "fail-at-end", count: 2 })) received.push(res.index);
+        for await (const res of client.echoStream({ message: "fail-at-end", count: 2 }))
+          received.push(res.index);
       })(),
     );
     expect(received).toEqual([0, 1]);
@@ -192,7 +199,14 @@ describe.each(transports)("error mapping over %s", (_name, transport) => {
 describe("startServer", () => {
   it("refuses to start without a verifier when a method needs a token", async () => {
     await expect(
-      startServer({ name: "echo", host: "127.0.0.1", port: 0, logger: logs.logger, services: [EchoService], routes: echoRoutes }),
+      startServer({
+        name: "echo",
+        host: "127.0.0.1",
+        port: 0,
+        logger: logs.logger,
+        services: [EchoService],
+        routes: echoRoutes,
+      }),
     ).rejects.toThrow(/WhoAmI.*need a token verifier/);
   });
 });

@@ -1,7 +1,10 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import type { Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@zero/proto/grpc/health/v1/health_pb";
+import {
+  Health,
+  HealthCheckResponse_ServingStatus as ServingStatus,
+} from "@zero/proto/grpc/health/v1/health_pb";
 import { EchoService } from "@zero/proto/zero/testing/v1/echo_pb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer } from "../src/server.js";
@@ -81,10 +84,18 @@ describe("HTTP probes", () => {
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^text\/plain/);
     const text = await res.text();
-    expect(text).toContain('rpc_requests_total{service="zero.testing.v1.EchoService",method="Echo",code="ok"} 2');
-    expect(text).toContain('rpc_requests_total{service="zero.testing.v1.EchoService",method="Fail",code="not_found"} 1');
-    expect(text).toContain('rpc_errors_total{service="zero.testing.v1.EchoService",method="Fail",code="not_found"} 1');
-    expect(text).toMatch(/rpc_request_duration_seconds_count\{service="zero.testing.v1.EchoService",method="Echo",code="ok"\} 2/);
+    expect(text).toContain(
+      'rpc_requests_total{service="zero.testing.v1.EchoService",method="Echo",code="ok"} 2',
+    );
+    expect(text).toContain(
+      'rpc_requests_total{service="zero.testing.v1.EchoService",method="Fail",code="not_found"} 1',
+    );
+    expect(text).toContain(
+      'rpc_errors_total{service="zero.testing.v1.EchoService",method="Fail",code="not_found"} 1',
+    );
+    expect(text).toMatch(
+      /rpc_request_duration_seconds_count\{service="zero.testing.v1.EchoService",method="Echo",code="ok"\} 2/,
+    );
     expect(text).toContain("process_cpu_user_seconds_total");
     expect(text).toContain("nodejs_eventloop_lag_seconds");
   });
@@ -92,10 +103,17 @@ describe("HTTP probes", () => {
 
 describe("grpc.health.v1.Health", () => {
   it("Check answers for the server, each registered service, and NOT_FOUND for others", async () => {
-    for (const service of ["", "zero.testing.v1.EchoService", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"]) {
+    for (const service of [
+      "",
+      "zero.testing.v1.EchoService",
+      "grpc.health.v1.Health",
+      "grpc.reflection.v1.ServerReflection",
+    ]) {
       expect((await health.check({ service })).status).toBe(ServingStatus.SERVING);
     }
-    const error = await health.check({ service: "zero.nope.v1.Nope" }).catch((e: unknown) => ConnectError.from(e));
+    const error = await health
+      .check({ service: "zero.nope.v1.Nope" })
+      .catch((e: unknown) => ConnectError.from(e));
     expect(error).toBeInstanceOf(ConnectError);
     expect((error as ConnectError).code).toBe(Code.NotFound);
   });
@@ -103,7 +121,9 @@ describe("grpc.health.v1.Health", () => {
   it("Check turns NOT_SERVING while a dependency is down", async () => {
     await setDependency(false);
     expect((await health.check({ service: "" })).status).toBe(ServingStatus.NOT_SERVING);
-    expect((await health.check({ service: "zero.testing.v1.EchoService" })).status).toBe(ServingStatus.NOT_SERVING);
+    expect((await health.check({ service: "zero.testing.v1.EchoService" })).status).toBe(
+      ServingStatus.NOT_SERVING,
+    );
     await setDependency(true);
     expect((await health.check({ service: "" })).status).toBe(ServingStatus.SERVING);
   });
@@ -111,7 +131,13 @@ describe("grpc.health.v1.Health", () => {
   it("List reports every service", async () => {
     const res = await health.list({});
     expect(Object.keys(res.statuses).sort()).toEqual(
-      ["", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection", "zero.testing.v1.EchoService"].sort(),
+      [
+        "",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "zero.testing.v1.EchoService",
+      ].sort(),
     );
     expect(Object.values(res.statuses).every((s) => s.status === ServingStatus.SERVING)).toBe(true);
   });
@@ -139,7 +165,8 @@ describe("grpc.health.v1.Health", () => {
 
   it("Watch of an unknown service answers SERVICE_UNKNOWN instead of failing", async () => {
     const abort = new AbortController();
-    const iterator = health.watch({ service: "zero.nope.v1.Nope" }, { signal: abort.signal })[Symbol.asyncIterator]();
+    const stream = health.watch({ service: "zero.nope.v1.Nope" }, { signal: abort.signal });
+    const iterator = stream[Symbol.asyncIterator]();
     const first = await iterator.next();
     expect(first.done === true ? undefined : first.value.status).toBe(ServingStatus.SERVICE_UNKNOWN);
     abort.abort();

@@ -3,7 +3,11 @@ import net from "node:net";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import type { Client, Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import {
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+} from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import {
   EchoRequestSchema,
@@ -12,7 +16,12 @@ import {
   EchoStreamRequestSchema,
   EchoStreamResponseSchema,
 } from "@zero/proto/zero/testing/v1/echo_pb";
-import type { EchoRequest, EchoResponse, EchoStreamRequest, EchoStreamResponse } from "@zero/proto/zero/testing/v1/echo_pb";
+import type {
+  EchoRequest,
+  EchoResponse,
+  EchoStreamRequest,
+  EchoStreamResponse,
+} from "@zero/proto/zero/testing/v1/echo_pb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HTTP2_PREFACE } from "../src/protocol-sniffer.js";
 import { startServer } from "../src/server.js";
@@ -44,9 +53,15 @@ afterAll(async () => {
 
 const transports: [string, () => Transport][] = [
   ["Connect JSON over HTTP/1.1", () => createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" })],
-  ["Connect binary over HTTP/1.1", () => createConnectTransport({ baseUrl: server.url, httpVersion: "1.1", useBinaryFormat: true })],
+  [
+    "Connect binary over HTTP/1.1",
+    () => createConnectTransport({ baseUrl: server.url, httpVersion: "1.1", useBinaryFormat: true }),
+  ],
   ["Connect JSON over HTTP/2", () => createConnectTransport({ baseUrl: server.url, httpVersion: "2" })],
-  ["Connect binary over HTTP/2", () => createConnectTransport({ baseUrl: server.url, httpVersion: "2", useBinaryFormat: true })],
+  [
+    "Connect binary over HTTP/2",
+    () => createConnectTransport({ baseUrl: server.url, httpVersion: "2", useBinaryFormat: true }),
+  ],
   ["gRPC over HTTP/2", () => createGrpcTransport({ baseUrl: server.url })],
   ["gRPC-Web over HTTP/1.1", () => createGrpcWebTransport({ baseUrl: server.url, httpVersion: "1.1" })],
   ["gRPC-Web over HTTP/2", () => createGrpcWebTransport({ baseUrl: server.url, httpVersion: "2" })],
@@ -69,7 +84,9 @@ describe.each(transports)("%s", (_name, transport) => {
   });
 
   it("refuses an oversized message with resource_exhausted", async () => {
-    const error = await client.echo({ message: "x".repeat(100 * 1024) }).catch((e: unknown) => ConnectError.from(e));
+    const error = await client
+      .echo({ message: "x".repeat(100 * 1024) })
+      .catch((e: unknown) => ConnectError.from(e));
     expect(error).toBeInstanceOf(ConnectError);
     expect((error as ConnectError).code).toBe(Code.ResourceExhausted);
     // The server is still fine afterwards.
@@ -91,7 +108,8 @@ describe("an independent @grpc/grpc-js client", () => {
         (req) => Buffer.from(toBinary(EchoRequestSchema, req)),
         (bytes) => fromBinary(EchoResponseSchema, bytes),
         create(EchoRequestSchema, { message: "from grpc-js" }),
-        (error, value) => (error === null && value !== undefined ? resolve(value) : reject(error ?? new Error("no response"))),
+        (error, value) =>
+          error === null && value !== undefined ? resolve(value) : reject(error ?? new Error("no response")),
       );
     });
     expect(res.message).toBe("from grpc-js");
@@ -158,7 +176,10 @@ describe("the connection sniffer", () => {
     await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
     const proxyPort = (proxy.address() as net.AddressInfo).port;
     try {
-      const client = createClient(EchoService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${proxyPort}` }));
+      const client = createClient(
+        EchoService,
+        createGrpcTransport({ baseUrl: `http://127.0.0.1:${proxyPort}` }),
+      );
       expect((await client.echo({ message: "in pieces" })).message).toBe("in pieces");
     } finally {
       // The client keeps its HTTP/2 session open: end it, or the proxy never finishes closing.
@@ -184,7 +205,10 @@ describe("the connection sniffer", () => {
       socket.on("close", () => resolve());
       socket.on("error", () => undefined);
     });
-    const client = createClient(EchoService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+    const client = createClient(
+      EchoService,
+      createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }),
+    );
     expect((await client.echo({ message: "still up" })).message).toBe("still up");
   });
 
@@ -208,12 +232,26 @@ describe("the connection sniffer", () => {
 
 describe("logs", () => {
   it("write an access line per RPC with code and duration, and never the authorization header", async () => {
-    const client = createClient(EchoService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+    const client = createClient(
+      EchoService,
+      createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }),
+    );
     await client.echo({ message: "logged?" }, { headers: { authorization: "Bearer super-secret-token" } });
-    await client.whoAmI({}, { headers: { authorization: "Bearer super-secret-token" } }).catch(() => undefined);
+    await client
+      .whoAmI({}, { headers: { authorization: "Bearer super-secret-token" } })
+      .catch(() => undefined);
     const lines = logs.lines.filter((l) => l.msg === "rpc");
-    expect(lines).toContainEqual(expect.objectContaining({ rpc: "zero.testing.v1.EchoService/Echo", code: "ok", service: "kit-test", level: "debug" }));
-    expect(lines).toContainEqual(expect.objectContaining({ rpc: "zero.testing.v1.EchoService/WhoAmI", code: "unauthenticated" }));
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        rpc: "zero.testing.v1.EchoService/Echo",
+        code: "ok",
+        service: "kit-test",
+        level: "debug",
+      }),
+    );
+    expect(lines).toContainEqual(
+      expect.objectContaining({ rpc: "zero.testing.v1.EchoService/WhoAmI", code: "unauthenticated" }),
+    );
     const line = lines.find((l) => l.rpc === "zero.testing.v1.EchoService/Echo");
     expect(typeof line?.duration_ms).toBe("number");
     expect(logs.text()).not.toContain("super-secret-token");

@@ -1,6 +1,9 @@
 import { ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@zero/proto/grpc/health/v1/health_pb";
+import {
+  Health,
+  HealthCheckResponse_ServingStatus as ServingStatus,
+} from "@zero/proto/grpc/health/v1/health_pb";
 import { EchoService } from "@zero/proto/zero/testing/v1/echo_pb";
 import { describe, expect, it } from "vitest";
 import { startServer } from "../src/server.js";
@@ -26,7 +29,10 @@ describe("graceful close", () => {
   it("lets in-flight calls finish, ends health watches with NOT_SERVING, and refuses new connections", async () => {
     const server = await anEchoServer();
     const grpc = createClient(EchoService, createGrpcTransport({ baseUrl: server.url }));
-    const connect = createClient(EchoService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+    const connect = createClient(
+      EchoService,
+      createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }),
+    );
     const health = createClient(Health, createGrpcTransport({ baseUrl: server.url }));
 
     const watched: ServingStatus[] = [];

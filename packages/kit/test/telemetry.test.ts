@@ -24,7 +24,10 @@ let client: Client<typeof EchoService>;
 const activeTraceId = (): string => trace.getActiveSpan()?.spanContext().traceId ?? "none";
 
 beforeAll(async () => {
-  telemetry = startTelemetry({ serviceName: "kit-test", spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  telemetry = startTelemetry({
+    serviceName: "kit-test",
+    spanProcessors: [new SimpleSpanProcessor(exporter)],
+  });
   server = await startServer({
     name: "echo",
     host: "127.0.0.1",
@@ -49,7 +52,10 @@ beforeAll(async () => {
       }),
     verifier: (await createTestIssuer()).verifier,
   });
-  client = createClient(EchoService, createGrpcTransport({ baseUrl: server.url, interceptors: [tracingClientInterceptor] }));
+  client = createClient(
+    EchoService,
+    createGrpcTransport({ baseUrl: server.url, interceptors: [tracingClientInterceptor] }),
+  );
 });
 
 afterAll(async () => {
@@ -68,7 +74,9 @@ function spanNamed(name: string, kind: SpanKind): ReadableSpan {
 describe("RPC spans", () => {
   it("continue the caller's trace, and the handler runs inside the server span", async () => {
     const root = trace.getTracer("test").startSpan("test-root");
-    const res = await context.with(trace.setSpan(context.active(), root), () => client.echo({ message: "trace me" }));
+    const res = await context.with(trace.setSpan(context.active(), root), () =>
+      client.echo({ message: "trace me" }),
+    );
     root.end();
 
     const clientSpan = spanNamed("zero.testing.v1.EchoService/Echo", SpanKind.CLIENT);
@@ -118,7 +126,10 @@ describe("RPC spans", () => {
 
 describe("log correlation", () => {
   it("lines written by a handler carry trace_id, span_id and the caller's request id", async () => {
-    const plain = createClient(EchoService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+    const plain = createClient(
+      EchoService,
+      createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }),
+    );
     await plain.echo({ message: "correlate" }, { headers: { "x-request-id": "req-42" } });
     const serverSpan = spanNamed("zero.testing.v1.EchoService/Echo", SpanKind.SERVER);
     const line = logs.lines.find((l) => l.note === "correlate");
@@ -131,8 +142,14 @@ describe("log correlation", () => {
   });
 
   it("a missing or unsafe request id is replaced by a fresh one", async () => {
-    const plain = createClient(EchoService, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
-    await plain.echo({ message: "unsafe id" }, { headers: { "x-request-id": `id with spaces and "quotes" ${"x".repeat(200)}` } });
+    const plain = createClient(
+      EchoService,
+      createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }),
+    );
+    await plain.echo(
+      { message: "unsafe id" },
+      { headers: { "x-request-id": `id with spaces and "quotes" ${"x".repeat(200)}` } },
+    );
     const line = logs.lines.find((l) => l.note === "unsafe id");
     expect(line?.request_id).toMatch(/^[0-9a-f-]{36}$/);
   });
@@ -142,9 +159,13 @@ describe("trace headers for messages", () => {
   it("inject the active context and extract it back", () => {
     const span = trace.getTracer("test").startSpan("producer");
     const headers = new Map<string, string>();
-    context.with(trace.setSpan(context.active(), span), () => injectTraceHeaders((k, v) => headers.set(k, v)));
+    context.with(trace.setSpan(context.active(), span), () =>
+      injectTraceHeaders((k, v) => headers.set(k, v)),
+    );
     span.end();
-    expect(headers.get("traceparent")).toMatch(new RegExp(`^00-${span.spanContext().traceId}-${span.spanContext().spanId}-01$`));
+    expect(headers.get("traceparent")).toMatch(
+      new RegExp(`^00-${span.spanContext().traceId}-${span.spanContext().spanId}-01$`),
+    );
 
     const extracted = extractTraceContext((k) => headers.get(k));
     expect(trace.getSpanContext(extracted)?.traceId).toBe(span.spanContext().traceId);

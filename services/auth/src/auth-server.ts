@@ -56,7 +56,7 @@ export async function startAuthServer(opts: {
   };
 
   try {
-    const db = createDb<DB>(config.databaseUrl);
+    const db = createDb<DB>(config.databaseUrl, { logger });
     closers.push({ name: "database", close: () => db.destroy() });
     await migrateToLatest(db, migrations, logger);
 
@@ -69,6 +69,8 @@ export async function startAuthServer(opts: {
 
     const signingKeys = createSigningKeyStore({ db, kek: config.keyEncryptionKey });
     const signingKey = await signingKeys.ensureActiveKey();
+    // Opening it now turns a wrong AUTH_KEY_ENCRYPTION_KEY into a start-up failure, not failed logins.
+    await signingKeys.activeKey();
     logger.info(signingKey, signingKey.created ? "signing key created" : "signing key loaded");
     const service = createAuthService({
       db,
