@@ -264,7 +264,9 @@ SQL
 zero_infra() {
   local kinds=("$@") kind
   ((${#kinds[@]})) || kinds=(postgres redis nats)
-  export ZERO_INFRA_STARTED="${ZERO_INFRA_STARTED:-}"
+  # Only what this call starts: an instance inherited from an earlier `eval "$(scripts/infra.sh up)"`
+  # belongs to whoever started it and must not be stopped by our caller.
+  export ZERO_INFRA_STARTED=""
   for kind in "${kinds[@]}"; do
     case "$kind" in
       postgres | redis | nats) "_zero_infra_$kind" || return 1 ;;

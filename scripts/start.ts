@@ -10,7 +10,7 @@ import { seedDemoData } from "./demo-data.js";
 import { platformBanner } from "./examples.js";
 import { openLocalSecrets } from "./local-secrets.js";
 import { baseUrl, planPlatform, type PlannedProcess } from "./platform.js";
-import { createSupervisor, ProcessFailure, type ProcessSpec } from "./supervisor.js";
+import { createSupervisor, describeFailure, ProcessFailure, type ProcessSpec } from "./supervisor.js";
 
 const config = loadPlatformConfig();
 const secrets = openLocalSecrets(join(config.root, ".local", "secrets.env"), config.inheritedEnv);
@@ -54,12 +54,7 @@ async function shutdown(code: number): Promise<void> {
 }
 
 function reportFailure(error: unknown): void {
-  if (error instanceof ProcessFailure) {
-    say(`FAILED: ${error.message}. Its last log lines:`);
-    for (const line of error.tail) process.stdout.write(`    ${line}\n`);
-  } else {
-    say(`FAILED: ${error instanceof Error ? error.message : String(error)}`);
-  }
+  process.stdout.write(`[zero] ${describeFailure(error)}\n`);
 }
 
 /** Something already listening would answer /readyz in place of the child we start. */

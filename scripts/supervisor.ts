@@ -27,6 +27,16 @@ export class ProcessFailure extends Error {
   }
 }
 
+/** "FAILED: …", with a failed child's last log lines below. */
+export function describeFailure(error: unknown): string {
+  if (error instanceof ProcessFailure) {
+    return [`FAILED: ${error.message}. Its last log lines:`, ...error.tail.map((line) => `    ${line}`)].join(
+      "\n",
+    );
+  }
+  return `FAILED: ${error instanceof Error ? error.message : String(error)}`;
+}
+
 const TAIL_LINES = 30;
 
 /**

@@ -1,5 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { aRegistration, postJson, startPlatform, type ApiError, type JsonResponse, type TestPlatform } from "./platform.js";
+import {
+  aRegistration,
+  postJson,
+  startPlatform,
+  type ApiError,
+  type JsonResponse,
+  type TestPlatform,
+} from "./platform.js";
 
 let platform: TestPlatform;
 beforeAll(async () => {
@@ -21,7 +28,12 @@ function expectError(res: JsonResponse, httpStatus: number, status: string): Api
   return error;
 }
 
-async function send(method: string, path: string, body?: string, contentType = "application/json"): Promise<JsonResponse> {
+async function send(
+  method: string,
+  path: string,
+  body?: string,
+  contentType = "application/json",
+): Promise<JsonResponse> {
   const res = await fetch(`${platform.url}${path}`, {
     method,
     headers: body === undefined ? {} : { "content-type": contentType },
@@ -33,7 +45,11 @@ async function send(method: string, path: string, body?: string, contentType = "
 
 describe("bad input through the gateway gets a 4xx with a JSON error body", () => {
   test("malformed JSON → 400", async () => {
-    expectError(await send("POST", "/v1/auth/register", '{"email": "a@b.co", "password": '), 400, "INVALID_ARGUMENT");
+    expectError(
+      await send("POST", "/v1/auth/register", '{"email": "a@b.co", "password": '),
+      400,
+      "INVALID_ARGUMENT",
+    );
   });
 
   test("an unknown JSON field → 400 naming the field", async () => {
@@ -47,7 +63,11 @@ describe("bad input through the gateway gets a 4xx with a JSON error body", () =
 
   test("a missing required field → 400 with a field violation", async () => {
     const { password: _omitted, ...noPassword } = aRegistration();
-    const error = expectError(await postJson(`${platform.url}/v1/auth/register`, noPassword), 400, "INVALID_ARGUMENT");
+    const error = expectError(
+      await postJson(`${platform.url}/v1/auth/register`, noPassword),
+      400,
+      "INVALID_ARGUMENT",
+    );
     const badRequest = error.details.find((d) => d["@type"].endsWith("google.rpc.BadRequest"));
     expect(JSON.stringify(badRequest)).toContain("password");
   });
@@ -85,7 +105,11 @@ describe("bad input through the gateway gets a 4xx with a JSON error body", () =
   });
 
   test("an unsupported content type → 415", async () => {
-    expectError(await send("POST", "/v1/auth/register", "email=a@b.co", "application/x-www-form-urlencoded"), 415, "INVALID_ARGUMENT");
+    expectError(
+      await send("POST", "/v1/auth/register", "email=a@b.co", "application/x-www-form-urlencoded"),
+      415,
+      "INVALID_ARGUMENT",
+    );
   });
 
   test("a JSON body that is not an object → 400", async () => {
@@ -93,6 +117,10 @@ describe("bad input through the gateway gets a 4xx with a JSON error body", () =
   });
 
   test("a wrongly typed field → 400", async () => {
-    expectError(await postJson(`${platform.url}/v1/auth/login`, { email: 42, password: ["x"] }), 400, "INVALID_ARGUMENT");
+    expectError(
+      await postJson(`${platform.url}/v1/auth/login`, { email: 42, password: ["x"] }),
+      400,
+      "INVALID_ARGUMENT",
+    );
   });
 });

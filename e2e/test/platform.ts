@@ -82,7 +82,11 @@ export async function postJson(
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
   const text = await res.text();
-  return { status: res.status, body: text === "" ? undefined : (JSON.parse(text) as unknown), headers: res.headers };
+  return {
+    status: res.status,
+    body: text === "" ? undefined : (JSON.parse(text) as unknown),
+    headers: res.headers,
+  };
 }
 
 export interface JsonResponse {
@@ -93,5 +97,10 @@ export interface JsonResponse {
 
 /** DESIGN.md's error shape. */
 export interface ApiError {
-  error: { code: number; status: string; message: string; details: ({ "@type": string } & Record<string, unknown>)[] };
+  error: {
+    code: number;
+    status: string;
+    message: string;
+    details: ({ "@type": string } & Record<string, unknown>)[];
+  };
 }

@@ -100,7 +100,10 @@ describe("register and login through the gateway (REST)", () => {
   test("a wrong password and an unknown email get the same 401", async () => {
     const reg = aRegistration();
     await postJson(`${platform.url}/v1/auth/register`, reg);
-    const wrong = await postJson(`${platform.url}/v1/auth/login`, { email: reg.email, password: "not the password!" });
+    const wrong = await postJson(`${platform.url}/v1/auth/login`, {
+      email: reg.email,
+      password: "not the password!",
+    });
     const unknown = await postJson(`${platform.url}/v1/auth/login`, {
       email: "nobody-at-all@example.com",
       password: "not the password!",

@@ -19,7 +19,9 @@ describe("loadConfig", () => {
   });
 
   it("maps each proto package zero.<name>.v1 to <NAME>_URL, leaving unset ones unrouted", () => {
-    expect(loadConfig({ AUTH_URL: "http://auth:9001" }, [AuthService, EchoService]).upstreamUrls).toEqual({ auth: "http://auth:9001" });
+    expect(loadConfig({ AUTH_URL: "http://auth:9001" }, [AuthService, EchoService]).upstreamUrls).toEqual({
+      auth: "http://auth:9001",
+    });
     expect(loadConfig({ TESTING_URL: "http://echo:1" }, [AuthService, EchoService]).upstreamUrls).toEqual({
       auth: "http://127.0.0.1:9001",
       testing: "http://echo:1",

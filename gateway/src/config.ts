@@ -23,17 +23,22 @@ const defaultUrls: Readonly<Record<string, string>> = {
 /** `zero.auth.v1.AuthService` → `auth`: the proto package names the upstream and its `<NAME>_URL`. */
 export function upstreamNameOf(service: DescService): string {
   const match = /^zero\.([a-z][a-z0-9_]*)\.v\d+$/.exec(service.file.proto.package);
-  if (!match?.[1]) throw new Error(`${service.typeName}: package must be zero.<name>.v<N> to be routed by the gateway`);
+  if (!match?.[1])
+    throw new Error(`${service.typeName}: package must be zero.<name>.v<N> to be routed by the gateway`);
   return match[1];
 }
 
-export function loadConfig(env: Record<string, string | undefined>, services: readonly DescService[]): GatewayConfig {
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  services: readonly DescService[],
+): GatewayConfig {
   const e = envReader(env);
   const upstreamUrls: Record<string, string> = {};
   for (const name of new Set(services.map(upstreamNameOf))) {
     const variable = `${name.toUpperCase()}_URL`;
     const fallback = defaultUrls[name];
-    const url = fallback !== undefined || e.optional(variable) !== undefined ? e.url(variable, fallback) : undefined;
+    const url =
+      fallback !== undefined || e.optional(variable) !== undefined ? e.url(variable, fallback) : undefined;
     if (url !== undefined) upstreamUrls[name] = url;
   }
   const config: GatewayConfig = {

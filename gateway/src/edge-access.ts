@@ -22,20 +22,32 @@ const bearer = /^Bearer +([^ ]+) *$/i;
 export function createEdgeAccess(opts: { verifier: TokenVerifier | undefined }): EdgeAccess {
   const authenticate = async (authorization: string | undefined): Promise<Principal> => {
     if (authorization === undefined || authorization === "") {
-      throw new DomainError("unauthenticated", "this call needs an access token: send `authorization: Bearer <token>`", {
-        reason: "TOKEN_MISSING",
-      });
+      throw new DomainError(
+        "unauthenticated",
+        "this call needs an access token: send `authorization: Bearer <token>`",
+        {
+          reason: "TOKEN_MISSING",
+        },
+      );
     }
     const token = bearer.exec(authorization)?.[1];
     if (token === undefined) {
-      throw new DomainError("unauthenticated", "the authorization header must have the form `Bearer <token>`", {
-        reason: "TOKEN_MALFORMED",
-      });
+      throw new DomainError(
+        "unauthenticated",
+        "the authorization header must have the form `Bearer <token>`",
+        {
+          reason: "TOKEN_MALFORMED",
+        },
+      );
     }
     if (opts.verifier === undefined) {
-      throw new DomainError("unavailable", "access tokens cannot be verified: the gateway has no route to the auth service", {
-        reason: "TOKEN_UNVERIFIABLE",
-      });
+      throw new DomainError(
+        "unavailable",
+        "access tokens cannot be verified: the gateway has no route to the auth service",
+        {
+          reason: "TOKEN_UNVERIFIABLE",
+        },
+      );
     }
     return opts.verifier.verify(token);
   };
@@ -50,18 +62,28 @@ export function createEdgeAccess(opts: { verifier: TokenVerifier | undefined }):
         case Access.ADMIN: {
           const principal = await authenticate(authorization);
           if (!principal.roles.includes("admin")) {
-            throw new DomainError("permission_denied", "this call needs the admin role", { reason: "ADMIN_REQUIRED" });
+            throw new DomainError("permission_denied", "this call needs the admin role", {
+              reason: "ADMIN_REQUIRED",
+            });
           }
           return principal;
         }
         case Access.INTERNAL:
-          throw new DomainError("permission_denied", "this method is internal to Zero and is not reachable through the gateway", {
-            reason: "METHOD_INTERNAL",
-          });
+          throw new DomainError(
+            "permission_denied",
+            "this method is internal to Zero and is not reachable through the gateway",
+            {
+              reason: "METHOD_INTERNAL",
+            },
+          );
         default:
-          throw new DomainError("permission_denied", "this method declares no access policy, so nobody may call it", {
-            reason: "ACCESS_UNDECLARED",
-          });
+          throw new DomainError(
+            "permission_denied",
+            "this method declares no access policy, so nobody may call it",
+            {
+              reason: "ACCESS_UNDECLARED",
+            },
+          );
       }
     },
   };

@@ -31,12 +31,18 @@ describe("httpErrorBody", () => {
   it("renders local and wire details as JSON with @type", () => {
     const local = asConnectError(invalidArgument("email", "must contain @")).error;
     expect(httpErrorBody(local).body.error.details).toEqual([
-      { "@type": "type.googleapis.com/google.rpc.BadRequest", fieldViolations: [{ field: "email", description: "must contain @" }] },
+      {
+        "@type": "type.googleapis.com/google.rpc.BadRequest",
+        fieldViolations: [{ field: "email", description: "must contain @" }],
+      },
       { "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: "INVALID_ARGUMENT", domain: "zero" },
     ]);
     const wire = new ConnectError("x", Code.NotFound);
     wire.details.push(
-      { type: "google.rpc.ErrorInfo", value: toBinary(ErrorInfoSchema, create(ErrorInfoSchema, { reason: "R", domain: "d" })) },
+      {
+        type: "google.rpc.ErrorInfo",
+        value: toBinary(ErrorInfoSchema, create(ErrorInfoSchema, { reason: "R", domain: "d" })),
+      },
       { type: "acme.Custom", value: new Uint8Array([1, 2]) },
     );
     expect(httpErrorBody(wire).body.error.details).toEqual([
@@ -48,7 +54,12 @@ describe("httpErrorBody", () => {
   it("never leaks an unexpected error's message", () => {
     const { error, unexpected } = asConnectError(new Error("db password is hunter2"));
     expect(unexpected).toBe(true);
-    expect(httpErrorBody(error).body.error).toEqual({ code: 500, status: "INTERNAL", message: "internal error", details: [] });
+    expect(httpErrorBody(error).body.error).toEqual({
+      code: 500,
+      status: "INTERNAL",
+      message: "internal error",
+      details: [],
+    });
     expect(asConnectError(new DomainError("not_found", "no such user")).error.code).toBe(Code.NotFound);
   });
 });

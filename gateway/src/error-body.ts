@@ -63,7 +63,10 @@ function renderDetail(detail: ConnectError["details"][number]): JsonValue {
   const desc = detailRegistry.getMessage(detail.type);
   if (desc) {
     try {
-      return { "@type": typeUrlPrefix + detail.type, ...(toJson(desc, fromBinary(desc, detail.value)) as JsonObject) };
+      return {
+        "@type": typeUrlPrefix + detail.type,
+        ...(toJson(desc, fromBinary(desc, detail.value)) as JsonObject),
+      };
     } catch {
       // A malformed detail must not turn a clean error into a 500: fall through to the raw form.
     }

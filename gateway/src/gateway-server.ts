@@ -1,20 +1,22 @@
 import { randomUUID } from "node:crypto";
-import http from "node:http";
-import http2 from "node:http2";
-import net from "node:net";
-import type { AddressInfo } from "node:net";
 import { createRegistry, toJson } from "@bufbuild/protobuf";
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { SpanKind, SpanStatusCode, context, trace } from "@opentelemetry/api";
 import { requestIdContextKey, type Logger } from "@zero/kit/log";
 import { createTokenVerifier, type TokenVerifier } from "@zero/kit/principal";
-import { sniffProtocol } from "@zero/kit/protocol-sniffer";
+import { startListener } from "@zero/kit/listener";
 import { extractTraceContext, tracingClientInterceptor } from "@zero/kit/tracing";
 import { AuthService, JwkSchema } from "@zero/proto/zero/auth/v1/auth_pb";
 import { createEdgeAccess } from "./edge-access.js";
 import { createGatewayMetrics } from "./gateway-metrics.js";
-import { requestHeader, sendJson, type Exchange, type GatewayRequest, type GatewayResponse } from "./http-exchange.js";
+import {
+  requestHeader,
+  sendJson,
+  type Exchange,
+  type GatewayRequest,
+  type GatewayResponse,
+} from "./http-exchange.js";
 import { createPassthrough } from "./passthrough.js";
 import { createRestHandler } from "./rest-handler.js";
 import { createRouteTable, type RouteTable } from "./route-table.js";
@@ -55,8 +57,6 @@ export interface Gateway {
   close(deadlineMs?: number): Promise<void>;
 }
 
-const SNIFF_TIMEOUT_MS = 10_000;
-const DRAIN_POLL_MS = 20;
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 const DEFAULT_UPSTREAM_TIMEOUT_MS = 30_000;
 // A caller-supplied request id is kept only when short and plain, so it is safe to log and forward.
@@ -103,7 +103,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         sendJson(exchange, draining ? 503 : 200, { status: draining ? "shutting_down" : "ready" });
         return true;
       case "/health":
-        void health.check().then((report) => sendJson(exchange, report.status === "SERVING" ? 200 : 503, report));
+        void health
+          .check()
+          .then((report) => sendJson(exchange, report.status === "SERVING" ? 200 : 503, report));
         return true;
       case "/metrics":
         metrics.registry.metrics().then(
@@ -113,7 +115,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           },
           (error: unknown) => {
             logger.error({ err: error }, "collecting metrics failed");
-            sendJson(exchange, 500, { error: { code: 500, status: "INTERNAL", message: "collecting metrics failed", details: [] } });
+            sendJson(exchange, 500, {
+              error: { code: 500, status: "INTERNAL", message: "collecting metrics failed", details: [] },
+            });
           },
         );
         return true;
@@ -124,7 +128,6 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const onRequest = (req: GatewayRequest, res: GatewayResponse): void => {
     const startedAt = performance.now();
-    if (draining && res instanceof http.ServerResponse) res.shouldKeepAlive = false;
     const rawUrl = req.url ?? "/";
     const q = rawUrl.indexOf("?");
     const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
@@ -156,13 +159,17 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     );
     const ctx = trace.setSpan(parent, span).setValue(requestIdContextKey, requestId);
 
-    const handled = context.with(ctx, () => (protocol ? passthrough.handle(exchange, protocol) : rest(exchange)));
+    const handled = context.with(ctx, () =>
+      protocol ? passthrough.handle(exchange, protocol) : rest(exchange),
+    );
     handled
       .catch((error: unknown) => {
         // Handlers answer their own errors; reaching here is a bug. Answer 500 rather than hang.
         logger.error({ err: error, path }, "unhandled error in the gateway");
         if (!res.headersSent) {
-          sendJson(exchange, 500, { error: { code: 500, status: "INTERNAL", message: "internal error", details: [] } });
+          sendJson(exchange, 500, {
+            error: { code: 500, status: "INTERNAL", message: "internal error", details: [] },
+          });
         } else {
           res.destroy();
         }
@@ -175,82 +182,43 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         span.setAttribute("http.response.status_code", status);
         if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
         span.end();
-        metrics.observe({ protocol: protocol ?? "rest", route: label, status }, (performance.now() - startedAt) / 1000);
+        metrics.observe(
+          { protocol: protocol ?? "rest", route: label, status },
+          (performance.now() - startedAt) / 1000,
+        );
       })
       .catch((error: unknown) => logger.error({ err: error }, "recording a request failed"));
   };
 
-  // One port, two protocols: the kit's sniffer hands each connection to the HTTP/1.1 or the h2c
-  // server by its first bytes, like every Zero service.
-  const sockets = new Set<net.Socket>();
-  const sniffing = new Set<net.Socket>();
-  const sessions = new Set<http2.ServerHttp2Session>();
-  const h1 = http.createServer(onRequest);
-  const h2 = http2.createServer(onRequest);
-  h2.on("session", (session) => {
-    sessions.add(session);
-    session.once("close", () => sessions.delete(session));
-    session.on("error", (error) => logger.debug({ err: error }, "http/2 session error"));
-    if (draining) session.close();
+  // One port, two protocols, like every Zero service.
+  const listener = await startListener({
+    name: "gateway",
+    ...(opts.host === undefined ? {} : { host: opts.host }),
+    port: opts.port,
+    logger,
+    onRequest,
   });
-  const tcp = net.createServer({ noDelay: true }, (socket) => {
-    sockets.add(socket);
-    sniffing.add(socket);
-    socket.once("close", () => {
-      sockets.delete(socket);
-      sniffing.delete(socket);
-    });
-    sniffProtocol(socket, SNIFF_TIMEOUT_MS, (wire) => {
-      sniffing.delete(socket);
-      (wire === "http2" ? h2 : h1).emit("connection", socket);
-    });
-  });
-
-  await new Promise<void>((resolve, reject) => {
-    tcp.once("error", reject);
-    tcp.listen(opts.port, opts.host ?? "0.0.0.0", () => {
-      tcp.off("error", reject);
-      resolve();
-    });
-  });
-  tcp.on("error", (error) => logger.error({ err: error }, "listener error"));
-  // The HTTP/1.1 server gets its sockets from the sniffer; "listening" enables its connection
-  // tracking, which closeIdleConnections() and the request timeouts rely on.
-  h1.emit("listening");
-
-  const address = tcp.address() as AddressInfo;
-  const host = ["0.0.0.0", "::", ""].includes(address.address) ? "127.0.0.1" : address.address;
-  const url = `http://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
+  const url = listener.url;
   logger.info(
-    { url, routes: routes.routes.length, upstreams: Object.fromEntries(upstreams.list.map((u) => [u.name, u.url])) },
+    {
+      url,
+      routes: routes.routes.length,
+      upstreams: Object.fromEntries(upstreams.list.map((u) => [u.name, u.url])),
+    },
     "gateway listening",
   );
 
   const shutdown = async (deadlineMs: number): Promise<void> => {
     logger.info({ deadline_ms: deadlineMs }, "gateway draining");
     draining = true;
-    const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
-    for (const socket of sniffing) socket.destroy();
-    for (const session of sessions) session.close();
-    const deadline = Date.now() + deadlineMs;
-    while (sockets.size > 0 && Date.now() < deadline) {
-      h1.closeIdleConnections();
-      await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
-    }
-    if (sockets.size > 0) {
-      logger.warn({ connections: sockets.size }, "drain deadline passed: cutting what is still open");
-      for (const session of sessions) session.destroy();
-      for (const socket of sockets) socket.destroy();
-    }
-    await closed;
-    h1.close();
+    await listener.drain(deadlineMs);
     upstreams.close();
     logger.info("gateway stopped");
   };
 
   let closing: Promise<void> | undefined;
   return {
-    port: address.port,
+    port: listener.port,
     url,
     routes,
     close(deadlineMs = 10_000) {
@@ -263,12 +231,19 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 type JwksFetcher = Parameters<typeof createTokenVerifier>[0]["getJwks"];
 
 /** The kit verifier fed by auth's GetJwks through the gateway's own connection to auth. */
-function defaultVerifier(opts: GatewayOptions, auth: ReturnType<ReturnType<typeof createUpstreams>["byName"]>): TokenVerifier | undefined {
+function defaultVerifier(
+  opts: GatewayOptions,
+  auth: ReturnType<ReturnType<typeof createUpstreams>["byName"]>,
+): TokenVerifier | undefined {
   if (!auth) return undefined;
   const client = createClient(AuthService, auth.transport);
   const getJwks: JwksFetcher = async () => {
     const response = await client.getJwks({}, { timeoutMs: 5_000 });
-    return { keys: response.keys.map((key) => toJson(JwkSchema, key) as Awaited<ReturnType<JwksFetcher>>["keys"][number]) };
+    return {
+      keys: response.keys.map(
+        (key) => toJson(JwkSchema, key) as Awaited<ReturnType<JwksFetcher>>["keys"][number],
+      ),
+    };
   };
   return createTokenVerifier({
     issuer: opts.tokenIssuer ?? "zero-auth",

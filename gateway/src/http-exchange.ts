@@ -61,7 +61,8 @@ export function sendHttpError(
   opts: { httpStatus?: number; headers?: Record<string, string> } = {},
 ): void {
   const { error: connectError, unexpected } = asConnectError(error);
-  if (unexpected) exchange.logger.error({ err: error, path: exchange.path }, "unexpected error serving a REST request");
+  if (unexpected)
+    exchange.logger.error({ err: error, path: exchange.path }, "unexpected error serving a REST request");
   const { status, body } = httpErrorBody(connectError);
   const httpStatus = opts.httpStatus ?? status;
   body.error.code = httpStatus;

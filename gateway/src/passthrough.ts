@@ -39,7 +39,14 @@ const notForwarded = new Set([
   "tracestate",
   "x-request-id",
 ]);
-const notReturned = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "date"]);
+const notReturned = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+  "date",
+]);
 
 export function createPassthrough(opts: { upstreams: Upstreams; access: EdgeAccess }): Passthrough {
   return {
@@ -51,11 +58,16 @@ export function createPassthrough(opts: { upstreams: Upstreams; access: EdgeAcce
       if (contentType.startsWith("application/grpc")) return "grpc";
       if (contentType.startsWith("application/connect+")) return "connect-stream";
       const unaryType = /^application\/(json|proto)(;|$)/.test(contentType);
-      if (req.method === "POST" && unaryType && requestHeader(req, "connect-protocol-version") !== undefined) {
+      if (
+        req.method === "POST" &&
+        unaryType &&
+        requestHeader(req, "connect-protocol-version") !== undefined
+      ) {
         return "connect-unary";
       }
       // Connect GET: the message travels in the query (`?connect=v1&encoding=json&message=…`).
-      if (req.method === "GET" && /(^|&)encoding=/.test(query) && /(^|&)message=/.test(query)) return "connect-unary";
+      if (req.method === "GET" && /(^|&)encoding=/.test(query) && /(^|&)message=/.test(query))
+        return "connect-unary";
       return undefined;
     },
 
@@ -64,7 +76,8 @@ export function createPassthrough(opts: { upstreams: Upstreams; access: EdgeAcce
       const contentType = requestHeader(req, "content-type") ?? defaultContentType(protocol);
       const refuse = (error: unknown): void => {
         const { error: connectError, unexpected } = asConnectError(error);
-        if (unexpected) exchange.logger.error({ err: error, path: exchange.path }, "unexpected error forwarding an RPC");
+        if (unexpected)
+          exchange.logger.error({ err: error, path: exchange.path }, "unexpected error forwarding an RPC");
         discardRequestBody(req);
         sendRpcError(exchange, protocol, connectError, contentType);
       };
@@ -72,7 +85,12 @@ export function createPassthrough(opts: { upstreams: Upstreams; access: EdgeAcce
       const [, serviceName = "", methodName = ""] = procedurePath.exec(exchange.path) ?? [];
       const target = opts.upstreams.resolve(serviceName, methodName);
       if (!target) {
-        refuse(new ConnectError(`${serviceName}/${methodName} is not a method this gateway routes`, Code.Unimplemented));
+        refuse(
+          new ConnectError(
+            `${serviceName}/${methodName} is not a method this gateway routes`,
+            Code.Unimplemented,
+          ),
+        );
         return "unmatched";
       }
       const label = `${serviceName}/${methodName}`;
@@ -116,7 +134,11 @@ function defaultContentType(protocol: RpcProtocol): string {
   }
 }
 
-function forwardedHeaders(incoming: IncomingHttpHeaders, requestId: string, protocol: RpcProtocol): OutgoingHttpHeaders {
+function forwardedHeaders(
+  incoming: IncomingHttpHeaders,
+  requestId: string,
+  protocol: RpcProtocol,
+): OutgoingHttpHeaders {
   const headers: OutgoingHttpHeaders = {};
   for (const [key, value] of Object.entries(incoming)) {
     if (value === undefined || key.startsWith(":") || notForwarded.has(key)) continue;
@@ -144,6 +166,8 @@ function pipeCall(
     const settle = (): void => {
       if (settled) return;
       settled = true;
+      // The upstream answered before reading everything (it refused the call): drop the rest.
+      if (!req.complete) discardRequestBody(req);
       resolve();
     };
 
@@ -203,7 +227,12 @@ function pipeCall(
     upstreamStream.on("end", () => {
       if (settled) return;
       if (!res.headersSent) {
-        sendRpcError(exchange, protocol, new ConnectError(`the ${upstream.name} service sent no response`, Code.Unavailable), contentType);
+        sendRpcError(
+          exchange,
+          protocol,
+          new ConnectError(`the ${upstream.name} service sent no response`, Code.Unavailable),
+          contentType,
+        );
       } else if (!res.writableEnded) {
         res.end();
       }
@@ -214,7 +243,9 @@ function pipeCall(
       if (settled) return;
       exchange.logger.debug({ err: error, upstream: upstream.name }, "upstream stream failed");
       if (!res.headersSent) {
-        const failure = upstreamFailure(upstream, error) ?? new ConnectError(`the ${upstream.name} service failed the call`, Code.Unavailable);
+        const failure =
+          upstreamFailure(upstream, error) ??
+          new ConnectError(`the ${upstream.name} service failed the call`, Code.Unavailable);
         sendRpcError(exchange, protocol, failure, contentType);
       } else if ("stream" in res) {
         // Mid-response: reset the caller's stream so it sees the failure instead of a short body.
@@ -229,7 +260,12 @@ function pipeCall(
       // A stream closed by RST_STREAM without 'end' or 'error' (e.g. upstream cancelled it).
       if (!settled && !res.writableEnded) {
         if (!res.headersSent) {
-          sendRpcError(exchange, protocol, new ConnectError(`the ${upstream.name} service reset the call`, Code.Unavailable), contentType);
+          sendRpcError(
+            exchange,
+            protocol,
+            new ConnectError(`the ${upstream.name} service reset the call`, Code.Unavailable),
+            contentType,
+          );
         } else {
           res.destroy();
         }

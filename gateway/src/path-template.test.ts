@@ -37,7 +37,10 @@ describe("parsePathTemplate", () => {
 
   it("parses nested field paths", () => {
     const t = parsePathTemplate("/v1/shelves/{shelf.id}/books/{book.shelf.id}");
-    expect(t.variables.map((v) => v.fieldPath)).toEqual([["shelf", "id"], ["book", "shelf", "id"]]);
+    expect(t.variables.map((v) => v.fieldPath)).toEqual([
+      ["shelf", "id"],
+      ["book", "shelf", "id"],
+    ]);
   });
 
   it("parses {field=segments} with * and literals", () => {
@@ -61,7 +64,10 @@ describe("parsePathTemplate", () => {
     expect(t.verb).toBe("cancel");
     expect(t.segments).toHaveLength(3);
     expect(parsePathTemplate("/v1/{path=**}:undelete").verb).toBe("undelete");
-    expect(parsePathTemplate("/v1/books:batchGet").segments.at(-1)).toEqual({ kind: "literal", value: "books" });
+    expect(parsePathTemplate("/v1/books:batchGet").segments.at(-1)).toEqual({
+      kind: "literal",
+      value: "books",
+    });
   });
 
   it.each([
@@ -99,7 +105,9 @@ describe("matchPathTemplate", () => {
   });
 
   it("binds multi-segment variables with their literals", () => {
-    expect(match("/v1/{name=shelves/*/books/*}", "/v1/shelves/1/books/2")).toEqual({ name: "shelves/1/books/2" });
+    expect(match("/v1/{name=shelves/*/books/*}", "/v1/shelves/1/books/2")).toEqual({
+      name: "shelves/1/books/2",
+    });
     expect(match("/v1/{name=shelves/*/books/*}", "/v1/shelves/1/notes/2")).toBeUndefined();
     expect(match("/v1/{name=shelves/*/books/*}", "/v1/shelves/1/books")).toBeUndefined();
   });

@@ -163,7 +163,8 @@ export function splitPath(path: string): SplitPath | undefined {
 export function matchPathTemplate(template: PathTemplate, path: SplitPath): PathBindings | undefined {
   let segments = path.segments;
   if (template.verb !== undefined) {
-    if (path.verbSplit === undefined || decodeLiteralSafe(path.verbSplit.verb) !== template.verb) return undefined;
+    if (path.verbSplit === undefined || decodeLiteralSafe(path.verbSplit.verb) !== template.verb)
+      return undefined;
     segments = [...segments.slice(0, -1), path.verbSplit.last];
   }
 
@@ -201,7 +202,9 @@ export function decodeSegment(segment: string, keepEncodedSlash: boolean): strin
   if (!/^(?:[^%]|%[0-9A-Fa-f]{2})*$/.test(segment)) throw new PathDecodeError(segment);
   const parts = keepEncodedSlash ? segment.split(/(%2[Ff])/) : [segment];
   try {
-    return parts.map((part, i) => (keepEncodedSlash && i % 2 === 1 ? part : decodeURIComponent(part))).join("");
+    return parts
+      .map((part, i) => (keepEncodedSlash && i % 2 === 1 ? part : decodeURIComponent(part)))
+      .join("");
   } catch {
     // Well-formed escapes can still form invalid UTF-8.
     throw new PathDecodeError(segment);
@@ -237,6 +240,8 @@ export function compareSpecificity(a: PathTemplate, b: PathTemplate): number {
 
 /** A canonical form used to detect two bindings with the same template at start-up. */
 export function templateShape(template: PathTemplate): string {
-  const parts = template.segments.map((s) => (s.kind === "literal" ? s.value : s.kind === "wildcard" ? "*" : "**"));
+  const parts = template.segments.map((s) =>
+    s.kind === "literal" ? s.value : s.kind === "wildcard" ? "*" : "**",
+  );
   return "/" + parts.join("/") + (template.verb === undefined ? "" : `:${template.verb}`);
 }

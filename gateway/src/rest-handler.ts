@@ -53,7 +53,10 @@ export function createRestHandler(opts: RestHandlerOptions): RestHandler {
     }
     if (lookup.kind === "method-not-allowed") {
       const allow = lookup.allow.join(", ");
-      const error = new ConnectError(`${httpMethod} is not allowed on ${exchange.path}: use ${allow}`, Code.Unimplemented);
+      const error = new ConnectError(
+        `${httpMethod} is not allowed on ${exchange.path}: use ${allow}`,
+        Code.Unimplemented,
+      );
       sendHttpError(exchange, error, { httpStatus: 405, headers: { allow } });
       return "unmatched";
     }
@@ -87,13 +90,20 @@ async function serve(
   if (read.kind === "answered") return;
   const body = read.json;
 
-  const message = transcodeRequest(route, { bindings, query: new URLSearchParams(exchange.query), body }, opts.registry);
+  const message = transcodeRequest(
+    route,
+    { bindings, query: new URLSearchParams(exchange.query), body },
+    opts.registry,
+  );
   const missing = findMissingRequiredFields(route.method.input, message);
   if (missing.length > 0) throw invalidArguments(missing);
 
   const resolved = opts.upstreams.resolve(route.service.typeName, route.method.name);
   if (!resolved) {
-    throw new ConnectError(`the service behind ${route.template.source} is not routed by this gateway`, Code.Unavailable);
+    throw new ConnectError(
+      `the service behind ${route.template.source} is not routed by this gateway`,
+      Code.Unavailable,
+    );
   }
   const { upstream } = resolved;
   const headers = new Headers({ "x-request-id": exchange.requestId });
@@ -101,23 +111,39 @@ async function serve(
 
   try {
     if (route.method.methodKind === "unary") {
-      const response = await upstream.transport.unary(route.method as DescMethodUnary, exchange.signal, opts.timeoutMs, headers, message);
+      const response = await upstream.transport.unary(
+        route.method as DescMethodUnary,
+        exchange.signal,
+        opts.timeoutMs,
+        headers,
+        message,
+      );
       const json = transcodeResponse(route, response.message, opts.registry);
       sendJson(exchange, route.createsResource ? 201 : 200, json);
       return;
     }
     if (route.method.methodKind === "server_streaming") {
-      const response = await upstream.transport.stream(route.method as DescMethodStreaming, exchange.signal, opts.timeoutMs, headers, createAsyncIterable([message]));
+      const response = await upstream.transport.stream(
+        route.method as DescMethodStreaming,
+        exchange.signal,
+        opts.timeoutMs,
+        headers,
+        createAsyncIterable([message]),
+      );
       await streamResponse(exchange, route, response, opts.registry);
       return;
     }
-    throw new ConnectError("client and bidirectional streaming RPCs are not available over REST: use Connect or gRPC", Code.Unimplemented);
+    throw new ConnectError(
+      "client and bidirectional streaming RPCs are not available over REST: use Connect or gRPC",
+      Code.Unimplemented,
+    );
   } catch (error) {
     throw upstreamFailure(upstream, error) ?? error;
   }
 }
 
-type JsonBody = { readonly kind: "json"; readonly json: JsonValue | undefined } | { readonly kind: "answered" };
+type JsonBody =
+  { readonly kind: "json"; readonly json: JsonValue | undefined } | { readonly kind: "answered" };
 
 /** Parses the body a route takes; answers the 413/415 itself (kind "answered") when it cannot. */
 async function readJsonBody(exchange: Exchange, route: Route, limit: number): Promise<JsonBody> {
@@ -125,9 +151,13 @@ async function readJsonBody(exchange: Exchange, route: Route, limit: number): Pr
   // Always read (an absent body ends at once): HTTP/2 requests need not declare a body in a header.
   const result = await readRequestBody(req, limit);
   if (result.kind === "too-large") {
-    const error = new DomainError("invalid_argument", `the request body is larger than the limit of ${limit} bytes`, {
-      reason: "BODY_TOO_LARGE",
-    });
+    const error = new DomainError(
+      "invalid_argument",
+      `the request body is larger than the limit of ${limit} bytes`,
+      {
+        reason: "BODY_TOO_LARGE",
+      },
+    );
     // HTTP/1.1: the unread rest of the body makes the connection unusable for another request.
     // (HTTP/2 resets just this stream, and forbids the header.)
     const headers: Record<string, string> = req.httpVersionMajor === 1 ? { connection: "close" } : {};
@@ -137,11 +167,17 @@ async function readJsonBody(exchange: Exchange, route: Route, limit: number): Pr
   if (result.bytes.length === 0) return { kind: "json", json: undefined };
 
   if (route.body === "") {
-    throw new DomainError("invalid_argument", `${route.httpMethod} ${route.template.source} takes no request body: send the fields as query parameters`);
+    throw new DomainError(
+      "invalid_argument",
+      `${route.httpMethod} ${route.template.source} takes no request body: send the fields as query parameters`,
+    );
   }
   const contentType = (requestHeader(req, "content-type") ?? "").toLowerCase();
   const [mediaType = "", ...params] = contentType.split(";").map((part) => part.trim());
-  const charset = params.find((p) => p.startsWith("charset="))?.slice("charset=".length).replace(/"/g, "");
+  const charset = params
+    .find((p) => p.startsWith("charset="))
+    ?.slice("charset=".length)
+    .replace(/"/g, "");
   if (mediaType !== "application/json" || (charset !== undefined && charset !== "utf-8")) {
     const error = new DomainError(
       "invalid_argument",
@@ -162,7 +198,9 @@ async function readJsonBody(exchange: Exchange, route: Route, limit: number): Pr
     return { kind: "json", json: JSON.parse(text) as JsonValue };
   } catch (error) {
     const detail = error instanceof Error ? error.message : String(error);
-    throw new DomainError("invalid_argument", `the request body is not valid JSON: ${detail}`, { reason: "MALFORMED_JSON" });
+    throw new DomainError("invalid_argument", `the request body is not valid JSON: ${detail}`, {
+      reason: "MALFORMED_JSON",
+    });
   }
 }
 
@@ -182,7 +220,9 @@ async function streamResponse(
   const out = res as Writable;
   const sse = (requestHeader(exchange.req, "accept") ?? "").includes("text/event-stream");
   const frame = (json: unknown, event?: string): string =>
-    sse ? `${event ? `event: ${event}\n` : ""}data: ${JSON.stringify(json)}\n\n` : `${JSON.stringify(json)}\n`;
+    sse
+      ? `${event ? `event: ${event}\n` : ""}data: ${JSON.stringify(json)}\n\n`
+      : `${JSON.stringify(json)}\n`;
   const iterator = response.message[Symbol.asyncIterator]();
   // Awaited before the status line, so an upstream that fails at once gets a proper error status.
   const first = await iterator.next();
@@ -196,7 +236,8 @@ async function streamResponse(
     for (let step = first; step.done !== true; step = await iterator.next()) {
       if (res.destroyed) return;
       const json = transcodeResponse(route, step.value, registry);
-      if (!out.write(frame(json))) await Promise.race([new Promise((resolve) => out.once("drain", resolve)), closed]);
+      if (!out.write(frame(json)))
+        await Promise.race([new Promise((resolve) => out.once("drain", resolve)), closed]);
     }
   } catch (error) {
     if (res.destroyed || exchange.signal.aborted) return;

@@ -13,7 +13,11 @@ import { RouteTableError, createRouteTable } from "./route-table.js";
 function found(table: ReturnType<typeof createRouteTable>, method: string, path: string) {
   const result = table.lookup(method, path);
   if (result.kind !== "found") throw new Error(`expected a route for ${method} ${path}, got ${result.kind}`);
-  return { rpc: result.route.method.name, bindings: Object.fromEntries(result.bindings), route: result.route };
+  return {
+    rpc: result.route.method.name,
+    bindings: Object.fromEntries(result.bindings),
+    route: result.route,
+  };
 }
 
 describe("createRouteTable from Zero's descriptors", () => {
@@ -69,14 +73,32 @@ describe("createRouteTable with every HttpRule form", () => {
   const table = createRouteTable([LibraryService]);
 
   it("binds multi-segment, nested, ** and verb templates", () => {
-    expect(found(table, "GET", "/v1/shelves/1/books/2")).toMatchObject({ rpc: "GetBook", bindings: { name: "shelves/1/books/2" } });
+    expect(found(table, "GET", "/v1/shelves/1/books/2")).toMatchObject({
+      rpc: "GetBook",
+      bindings: { name: "shelves/1/books/2" },
+    });
     expect(found(table, "GET", "/v1/books/2")).toMatchObject({ rpc: "GetBook", bindings: { name: "2" } });
-    expect(found(table, "GET", "/v1/shelves/1/books")).toMatchObject({ rpc: "ListBooks", bindings: { parent: "shelves/1" } });
-    expect(found(table, "PATCH", "/v1/shelves/1/books/2")).toMatchObject({ rpc: "UpdateBook", bindings: { "book.name": "shelves/1/books/2" } });
+    expect(found(table, "GET", "/v1/shelves/1/books")).toMatchObject({
+      rpc: "ListBooks",
+      bindings: { parent: "shelves/1" },
+    });
+    expect(found(table, "PATCH", "/v1/shelves/1/books/2")).toMatchObject({
+      rpc: "UpdateBook",
+      bindings: { "book.name": "shelves/1/books/2" },
+    });
     expect(found(table, "POST", "/v1/shelves/1/books/2:move")).toMatchObject({ rpc: "MoveBook" });
-    expect(found(table, "GET", "/v1/files/a/b/c")).toMatchObject({ rpc: "GetFile", bindings: { path: "a/b/c" } });
-    expect(found(table, "GET", "/v1/shelves/9")).toMatchObject({ rpc: "GetShelf", bindings: { "shelf.id": "9" } });
-    expect(found(table, "PURGE", "/v1/shelves/9")).toMatchObject({ rpc: "PurgeShelf", bindings: { shelf_id: "9" } });
+    expect(found(table, "GET", "/v1/files/a/b/c")).toMatchObject({
+      rpc: "GetFile",
+      bindings: { path: "a/b/c" },
+    });
+    expect(found(table, "GET", "/v1/shelves/9")).toMatchObject({
+      rpc: "GetShelf",
+      bindings: { "shelf.id": "9" },
+    });
+    expect(found(table, "PURGE", "/v1/shelves/9")).toMatchObject({
+      rpc: "PurgeShelf",
+      bindings: { shelf_id: "9" },
+    });
     expect(found(table, "GET", "/v1/books:watch")).toMatchObject({ rpc: "WatchBooks" });
   });
 
@@ -90,8 +112,14 @@ describe("createRouteTable with every HttpRule form", () => {
   });
 
   it("lists every method bound to a path in Allow", () => {
-    expect(table.lookup("DELETE", "/v1/shelves/1/books/2")).toEqual({ kind: "method-not-allowed", allow: ["GET", "PATCH"] });
-    expect(table.lookup("PUT", "/v1/shelves/1")).toEqual({ kind: "method-not-allowed", allow: ["GET", "PURGE"] });
+    expect(table.lookup("DELETE", "/v1/shelves/1/books/2")).toEqual({
+      kind: "method-not-allowed",
+      allow: ["GET", "PATCH"],
+    });
+    expect(table.lookup("PUT", "/v1/shelves/1")).toEqual({
+      kind: "method-not-allowed",
+      allow: ["GET", "PURGE"],
+    });
   });
 
   it("prefers the more specific template", () => {
@@ -115,9 +143,12 @@ describe("createRouteTable rejects broken annotations at start-up", () => {
   }
 
   it.each([
-    [{ pattern: { case: "post" as const, value: "/v1/{missing}" }, body: "*" }, "path variable \"missing\" is not a field"],
-    [{ pattern: { case: "post" as const, value: "/v1/echo" }, body: "nope" }, "body \"nope\" is not a field"],
-    [{ pattern: { case: "post" as const, value: "/v1/echo" }, responseBody: "nope" }, "response_body \"nope\""],
+    [
+      { pattern: { case: "post" as const, value: "/v1/{missing}" }, body: "*" },
+      'path variable "missing" is not a field',
+    ],
+    [{ pattern: { case: "post" as const, value: "/v1/echo" }, body: "nope" }, 'body "nope" is not a field'],
+    [{ pattern: { case: "post" as const, value: "/v1/echo" }, responseBody: "nope" }, 'response_body "nope"'],
     [{ pattern: { case: "post" as const, value: "v1/echo" } }, "must start with '/'"],
     [{ body: "*" }, "has no pattern"],
     [

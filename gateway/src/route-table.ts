@@ -119,7 +119,8 @@ function routeFromRule(service: DescService, method: DescMethod, rule: HttpRule)
   let bodyField: DescField | undefined;
   if (rule.body !== "" && rule.body !== "*") {
     bodyField = method.input.fields.find((f) => f.name === rule.body);
-    if (!bodyField) throw new RouteTableError(method, `body "${rule.body}" is not a field of ${method.input.typeName}`);
+    if (!bodyField)
+      throw new RouteTableError(method, `body "${rule.body}" is not a field of ${method.input.typeName}`);
     if (pathFields.has(bodyField.name)) {
       throw new RouteTableError(method, `body field "${bodyField.name}" is also bound by the path`);
     }
@@ -129,7 +130,10 @@ function routeFromRule(service: DescService, method: DescMethod, rule: HttpRule)
   if (rule.responseBody !== "") {
     responseBodyField = method.output.fields.find((f) => f.name === rule.responseBody);
     if (!responseBodyField) {
-      throw new RouteTableError(method, `response_body "${rule.responseBody}" is not a field of ${method.output.typeName}`);
+      throw new RouteTableError(
+        method,
+        `response_body "${rule.responseBody}" is not a field of ${method.output.typeName}`,
+      );
     }
   }
 
@@ -156,11 +160,15 @@ function patternOf(method: DescMethod, rule: HttpRule): { httpMethod: string; pa
       return { httpMethod: rule.pattern.case.toUpperCase(), path: rule.pattern.value };
     case "custom": {
       const kind = rule.pattern.value.kind;
-      if (!/^(?:\*|[A-Za-z]+)$/.test(kind)) throw new RouteTableError(method, `invalid custom method "${kind}"`);
+      if (!/^(?:\*|[A-Za-z]+)$/.test(kind))
+        throw new RouteTableError(method, `invalid custom method "${kind}"`);
       return { httpMethod: kind.toUpperCase(), path: rule.pattern.value.path };
     }
     default:
-      throw new RouteTableError(method, "google.api.http rule has no pattern (get/put/post/delete/patch/custom)");
+      throw new RouteTableError(
+        method,
+        "google.api.http rule has no pattern (get/put/post/delete/patch/custom)",
+      );
   }
 }
 
@@ -171,7 +179,8 @@ function resolvePathField(method: DescMethod, input: DescMessage, fieldPath: rea
   for (const [i, name] of fieldPath.entries()) {
     const field: DescField | undefined = message?.fields.find((f) => f.name === name);
     const dotted = fieldPath.slice(0, i + 1).join(".");
-    if (!field) throw new RouteTableError(method, `path variable "${dotted}" is not a field of ${input.typeName}`);
+    if (!field)
+      throw new RouteTableError(method, `path variable "${dotted}" is not a field of ${input.typeName}`);
     chain.push(field);
     const last = i === fieldPath.length - 1;
     if (last) {

@@ -1,6 +1,11 @@
 import { Http2ServerResponse } from "node:http2";
 import type { ConnectError } from "@connectrpc/connect";
-import { codeToHttpStatus, endStreamFlag, endStreamToJson, errorToJson } from "@connectrpc/connect/protocol-connect";
+import {
+  codeToHttpStatus,
+  endStreamFlag,
+  endStreamToJson,
+  errorToJson,
+} from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import type { Exchange } from "./http-exchange.js";
@@ -17,7 +22,12 @@ export type RpcProtocol = "grpc" | "grpc-web" | "grpc-web-text" | "connect-unary
  * - Connect unary: the HTTP status of the code with the JSON error body;
  * - Connect streaming: HTTP 200 with an end-stream message (flag 0x02) holding the error.
  */
-export function sendRpcError(exchange: Exchange, protocol: RpcProtocol, error: ConnectError, contentType: string): void {
+export function sendRpcError(
+  exchange: Exchange,
+  protocol: RpcProtocol,
+  error: ConnectError,
+  contentType: string,
+): void {
   const { res } = exchange;
   if (res.headersSent) {
     res.destroy();
@@ -27,7 +37,11 @@ export function sendRpcError(exchange: Exchange, protocol: RpcProtocol, error: C
   switch (protocol) {
     case "grpc": {
       const trailer = setTrailerStatus(new Headers(), error);
-      const headers: Record<string, string | number> = { ...common, ":status": 200, "content-type": contentType };
+      const headers: Record<string, string | number> = {
+        ...common,
+        ":status": 200,
+        "content-type": contentType,
+      };
       trailer.forEach((value, key) => (headers[key] = value));
       if (res instanceof Http2ServerResponse) {
         // The compat API cannot promise END_STREAM on the HEADERS frame; the core API can.
@@ -46,13 +60,18 @@ export function sendRpcError(exchange: Exchange, protocol: RpcProtocol, error: C
       frame[0] = trailerFlag;
       new DataView(frame.buffer).setUint32(1, trailer.length);
       frame.set(trailer, 5);
-      const body = protocol === "grpc-web-text" ? Buffer.from(Buffer.from(frame).toString("base64")) : Buffer.from(frame);
+      const body =
+        protocol === "grpc-web-text"
+          ? Buffer.from(Buffer.from(frame).toString("base64"))
+          : Buffer.from(frame);
       res.writeHead(200, { ...common, "content-type": contentType, "content-length": body.length });
       res.end(body);
       return;
     }
     case "connect-stream": {
-      const json = new TextEncoder().encode(JSON.stringify(endStreamToJson(error.metadata, error, undefined)));
+      const json = new TextEncoder().encode(
+        JSON.stringify(endStreamToJson(error.metadata, error, undefined)),
+      );
       const frame = new Uint8Array(5 + json.length);
       frame[0] = endStreamFlag;
       new DataView(frame.buffer).setUint32(1, json.length);

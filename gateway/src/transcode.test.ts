@@ -36,7 +36,14 @@ function violationsOf(fn: () => unknown): { field: string; description: string }
 
 describe("transcodeRequest: body", () => {
   it("maps body * onto the whole request, camelCase and proto names alike", () => {
-    expect(transcode("POST", "/v1/auth/register", { email: "a@b.c", password: "x", first_name: "A", lastName: "B" })).toEqual({
+    expect(
+      transcode("POST", "/v1/auth/register", {
+        email: "a@b.c",
+        password: "x",
+        first_name: "A",
+        lastName: "B",
+      }),
+    ).toEqual({
       email: "a@b.c",
       password: "x",
       firstName: "A",
@@ -49,12 +56,16 @@ describe("transcodeRequest: body", () => {
   });
 
   it("names every unknown field with its path", () => {
-    const violations = violationsOf(() => transcode("POST", "/v1/auth/register", { email: "a", colour: "red", extra: 1 }));
+    const violations = violationsOf(() =>
+      transcode("POST", "/v1/auth/register", { email: "a", colour: "red", extra: 1 }),
+    );
     expect(violations).toEqual([
       { field: "colour", description: "unknown field" },
       { field: "extra", description: "unknown field" },
     ]);
-    const nested = violationsOf(() => transcode("POST", "/v1/shelves/1/books", { title: "T", shelf: { id: "1", colour: "red" } }));
+    const nested = violationsOf(() =>
+      transcode("POST", "/v1/shelves/1/books", { title: "T", shelf: { id: "1", colour: "red" } }),
+    );
     expect(nested).toEqual([{ field: "shelf.colour", description: "unknown field" }]);
   });
 
@@ -70,10 +81,20 @@ describe("transcodeRequest: body", () => {
   });
 
   it("maps body <field> onto that field, with path variables beside it", () => {
-    expect(transcode("POST", "/v1/shelves/7/books", { title: "Dune", pages: "412", genre: "GENRE_FICTION" })).toEqual({
+    expect(
+      transcode("POST", "/v1/shelves/7/books", { title: "Dune", pages: "412", genre: "GENRE_FICTION" }),
+    ).toEqual({
       parent: "shelves/7",
       book: { title: "Dune", pages: "412", genre: "GENRE_FICTION" },
     });
+  });
+
+  it("rejects a body field value that conflicts with a nested path variable", () => {
+    expect(
+      violationsOf(() =>
+        transcode("PATCH", "/v1/shelves/1/books/2", { name: "shelves/1/books/3", title: "x" }),
+      ),
+    ).toEqual([{ field: "book.name", description: 'conflicts with the URL path value "shelves/1/books/2"' }]);
   });
 
   it("fills a nested path variable inside the body field", () => {
@@ -83,11 +104,16 @@ describe("transcodeRequest: body", () => {
   });
 
   it("rejects a body * field that conflicts with the path", () => {
-    expect(violationsOf(() => transcode("POST", "/v1/shelves/1/books/2:move", { name: "shelves/9/books/9" }))).toEqual([
-      { field: "name", description: 'conflicts with the URL path value "shelves/1/books/2"' },
-    ]);
+    expect(
+      violationsOf(() => transcode("POST", "/v1/shelves/1/books/2:move", { name: "shelves/9/books/9" })),
+    ).toEqual([{ field: "name", description: 'conflicts with the URL path value "shelves/1/books/2"' }]);
     // The same value twice is not a conflict.
-    expect(transcode("POST", "/v1/shelves/1/books/2:move", { name: "shelves/1/books/2", destination: "shelves/3" })).toEqual({
+    expect(
+      transcode("POST", "/v1/shelves/1/books/2:move", {
+        name: "shelves/1/books/2",
+        destination: "shelves/3",
+      }),
+    ).toEqual({
       name: "shelves/1/books/2",
       destination: "shelves/3",
     });
@@ -153,11 +179,15 @@ describe("transcodeRequest: path and query", () => {
   });
 
   it("rejects query parameters on a body * route and on the body field", () => {
-    expect(violationsOf(() => transcode("POST", "/v1/echo?message=x", { message: "y" }))[0]?.field).toBe("message");
-    expect(violationsOf(() => transcode("POST", "/v1/shelves/1/books?book.title=x", { title: "y" }))).toEqual([
-      { field: "book.title", description: "this field is taken from the request body" },
-    ]);
-    expect(transcode("POST", "/v1/shelves/1/books?request_id=r1", { title: "y" })).toMatchObject({ requestId: "r1" });
+    expect(violationsOf(() => transcode("POST", "/v1/echo?message=x", { message: "y" }))[0]?.field).toBe(
+      "message",
+    );
+    expect(violationsOf(() => transcode("POST", "/v1/shelves/1/books?book.title=x", { title: "y" }))).toEqual(
+      [{ field: "book.title", description: "this field is taken from the request body" }],
+    );
+    expect(transcode("POST", "/v1/shelves/1/books?request_id=r1", { title: "y" })).toMatchObject({
+      requestId: "r1",
+    });
   });
 });
 
@@ -186,9 +216,9 @@ describe("transcodeResponse", () => {
 
 describe("findMissingRequiredFields", () => {
   it("lists missing REQUIRED fields with nested paths", () => {
-    expect(findMissingRequiredFields(RegisterRequestSchema, create(RegisterRequestSchema, { email: "a" }))).toEqual([
-      { field: "password", description: "required field is missing" },
-    ]);
+    expect(
+      findMissingRequiredFields(RegisterRequestSchema, create(RegisterRequestSchema, { email: "a" })),
+    ).toEqual([{ field: "password", description: "required field is missing" }]);
     const { route, bindings } = routeFor("POST", "/v1/shelves/1/books");
     const message = transcodeRequest(route, { bindings, query: new URLSearchParams(), body: { pages: "3" } });
     expect(findMissingRequiredFields(route.method.input, message)).toEqual([

@@ -38,12 +38,6 @@ export function transcodeRequest(route: Route, request: RestRequest, registry?: 
     const body = request.body ?? {};
     if (!isJsonObject(body)) throw notAnObject();
     collectUnknownFields(input, body, "", violations, 0);
-    for (const [path, value] of request.bindings) {
-      const sent = jsonAtPath(body, route.pathFields.get(path) ?? []);
-      if (sent !== undefined && sent !== null && jsonScalarText(sent) !== value) {
-        violations.push({ field: path, description: `conflicts with the URL path value "${value}"` });
-      }
-    }
     base = body;
   } else if (route.bodyField) {
     const field = route.bodyField;
@@ -53,6 +47,13 @@ export function transcodeRequest(route: Route, request: RestRequest, registry?: 
         collectUnknownFields(field.message, request.body, "", violations, 0);
       }
       base = { [field.name]: request.body };
+    }
+  }
+  // A field bound by the path may repeat in the body, but only with the same value.
+  for (const [path, value] of request.bindings) {
+    const sent = jsonAtPath(base, route.pathFields.get(path) ?? []);
+    if (sent !== undefined && sent !== null && jsonScalarText(sent) !== value) {
+      violations.push({ field: path, description: `conflicts with the URL path value "${value}"` });
     }
   }
   if (violations.length > 0) throw invalidArguments(violations);
@@ -69,7 +70,12 @@ export function transcodeRequest(route: Route, request: RestRequest, registry?: 
     const chain = route.pathFields.get(path);
     if (!chain) continue;
     try {
-      mergeFromJson(input, message, nestJson(chain, leafJson(chain[chain.length - 1]!, [value])), readOptions);
+      mergeFromJson(
+        input,
+        message,
+        nestJson(chain, leafJson(chain[chain.length - 1]!, [value])),
+        readOptions,
+      );
     } catch (e) {
       violations.push({ field: path, description: `invalid path value "${value}": ${jsonErrorText(e)}` });
     }
@@ -123,7 +129,8 @@ function groupQuery(query: URLSearchParams): Map<string, string[]> {
 type QueryTarget = { chain: DescField[] } | { violation: string };
 
 function resolveQueryField(route: Route, name: string, count: number): QueryTarget {
-  if (route.body === "*") return { violation: "unknown query parameter: with a `*` body every field is sent in the body" };
+  if (route.body === "*")
+    return { violation: "unknown query parameter: with a `*` body every field is sent in the body" };
   const parts = name.split(".");
   const chain: DescField[] = [];
   let message: DescMessage = route.method.input;
@@ -132,7 +139,8 @@ function resolveQueryField(route: Route, name: string, count: number): QueryTarg
     if (!field) return { violation: "unknown query parameter" };
     chain.push(field);
     const dotted = chain.map((f) => f.name).join(".");
-    if (i === 0 && route.bodyField === field) return { violation: "this field is taken from the request body" };
+    if (i === 0 && route.bodyField === field)
+      return { violation: "this field is taken from the request body" };
     if (route.pathFields.has(dotted)) return { violation: "this field is taken from the URL path" };
     const last = i === parts.length - 1;
     if (field.fieldKind === "map") return { violation: "map fields cannot be set from query parameters" };
@@ -198,7 +206,11 @@ const wrapperScalar: Record<string, ScalarType> = {
   "google.protobuf.UInt64Value": ScalarType.UINT64,
 };
 
-const stringJsonTypes = new Set(["google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask"]);
+const stringJsonTypes = new Set([
+  "google.protobuf.Timestamp",
+  "google.protobuf.Duration",
+  "google.protobuf.FieldMask",
+]);
 
 /** Well-known types whose proto3 JSON form is a scalar, so a query parameter can carry them. */
 function hasScalarJson(message: DescMessage): boolean {
@@ -209,9 +221,12 @@ function hasScalarJson(message: DescMessage): boolean {
 function hasSpecialJson(message: DescMessage): boolean {
   return (
     hasScalarJson(message) ||
-    ["google.protobuf.Any", "google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"].includes(
-      message.typeName,
-    )
+    [
+      "google.protobuf.Any",
+      "google.protobuf.Struct",
+      "google.protobuf.Value",
+      "google.protobuf.ListValue",
+    ].includes(message.typeName)
   );
 }
 
@@ -231,7 +246,7 @@ function fieldByJsonKey(message: DescMessage, key: string): DescField | undefine
 }
 
 /** Reads the value a JSON body holds at a field chain (either naming style), if any. */
-function jsonAtPath(body: JsonObject, chain: readonly DescField[]): JsonValue | undefined {
+function jsonAtPath(body: JsonValue, chain: readonly DescField[]): JsonValue | undefined {
   let node: JsonValue | undefined = body;
   for (const field of chain) {
     if (!isJsonObject(node)) return undefined;
@@ -241,7 +256,9 @@ function jsonAtPath(body: JsonObject, chain: readonly DescField[]): JsonValue | 
 }
 
 function jsonScalarText(value: JsonValue): string | undefined {
-  return typeof value === "string" || typeof value === "number" || typeof value === "boolean" ? String(value) : undefined;
+  return typeof value === "string" || typeof value === "number" || typeof value === "boolean"
+    ? String(value)
+    : undefined;
 }
 
 /**

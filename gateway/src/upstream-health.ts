@@ -1,5 +1,8 @@
 import { createClient } from "@connectrpc/connect";
-import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "@zero/proto/grpc/health/v1/health_pb";
+import {
+  Health,
+  HealthCheckResponse_ServingStatus as ServingStatus,
+} from "@zero/proto/grpc/health/v1/health_pb";
 import type { Logger } from "@zero/kit/log";
 import type { Upstreams } from "./upstreams.js";
 
@@ -19,9 +22,16 @@ export interface UpstreamHealth {
  * does not answer within `timeoutMs` counts as NOT_SERVING, so a hung service cannot hang the
  * probe. Concurrent probes share one round of checks.
  */
-export function createUpstreamHealth(opts: { upstreams: Upstreams; logger: Logger; timeoutMs?: number }): UpstreamHealth {
+export function createUpstreamHealth(opts: {
+  upstreams: Upstreams;
+  logger: Logger;
+  timeoutMs?: number;
+}): UpstreamHealth {
   const timeoutMs = opts.timeoutMs ?? 1000;
-  const clients = opts.upstreams.list.map((upstream) => ({ name: upstream.name, client: createClient(Health, upstream.transport) }));
+  const clients = opts.upstreams.list.map((upstream) => ({
+    name: upstream.name,
+    client: createClient(Health, upstream.transport),
+  }));
   let running: Promise<HealthReport> | undefined;
 
   const run = async (): Promise<HealthReport> => {

@@ -69,7 +69,7 @@ export function createUpstreams(opts: UpstreamsOptions): Upstreams {
         httpVersion: "2",
         useBinaryFormat: true,
         sessionManager: sessions,
-        interceptors: opts.interceptors ?? [],
+        interceptors: [retryRefusedStream, ...(opts.interceptors ?? [])],
       });
       upstream = { name, url, services: [], sessions, transport };
       byName.set(name, upstream);
@@ -94,6 +94,37 @@ export function createUpstreams(opts: UpstreamsOptions): Upstreams {
 }
 
 /**
+ * A stream the upstream refused (RST_STREAM REFUSED_STREAM, e.g. it arrived just after the
+ * upstream's GOAWAY when it began to drain) was guaranteed not to be processed (RFC 9113 §8.7),
+ * so even a non-idempotent unary call is safe to send once more — on a fresh connection, possibly
+ * to another replica. connect-node reports it as INTERNAL; a second refusal becomes UNAVAILABLE.
+ */
+const retryRefusedStream: Interceptor = (next) => async (req) => {
+  if (req.stream) return next(req);
+  try {
+    return await next(req);
+  } catch (error) {
+    if (!isRefusedStream(error)) throw error;
+  }
+  try {
+    return await next(req);
+  } catch (error) {
+    if (!isRefusedStream(error)) throw error;
+    throw new ConnectError(
+      "the upstream service is shutting down: retry shortly",
+      Code.Unavailable,
+      undefined,
+      undefined,
+      error,
+    );
+  }
+};
+
+function isRefusedStream(error: unknown): boolean {
+  return error instanceof ConnectError && error.rawMessage.includes("NGHTTP2_REFUSED_STREAM");
+}
+
+/**
  * An upstream that cannot be reached surfaces from connect-node as UNAVAILABLE with a socket
  * error message ("connect ECONNREFUSED 127.0.0.1:9001"). Callers get a message that names the
  * service instead of our network layout; the original goes to the log.
@@ -113,5 +144,7 @@ function isNetworkError(error: ConnectError): boolean {
     }
     cause = typeof cause === "object" && cause !== null && "cause" in cause ? cause.cause : undefined;
   }
-  return /ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ETIMEDOUT|ENOTFOUND|socket hang up|GOAWAY|session/i.test(error.rawMessage);
+  return /ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ETIMEDOUT|ENOTFOUND|socket hang up|GOAWAY|session/i.test(
+    error.rawMessage,
+  );
 }

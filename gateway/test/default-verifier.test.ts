@@ -36,7 +36,16 @@ beforeAll(async () => {
         },
         getJwks() {
           jwksCalls++;
-          return { keys: tokens.jwks.keys.map((k) => ({ kty: k.kty, crv: k.crv, x: k.x, kid: k.kid, alg: k.alg, use: k.use })) };
+          return {
+            keys: tokens.jwks.keys.map((k) => ({
+              kty: k.kty,
+              crv: k.crv,
+              x: k.x,
+              kid: k.kid,
+              alg: k.alg,
+              use: k.use,
+            })),
+          };
         },
       });
     },
@@ -63,13 +72,18 @@ describe("the default token verifier", () => {
   it("verifies with the keys auth publishes, fetching them once", async () => {
     const token = await tokens.sign({ sub: "user-42" });
     for (let i = 0; i < 3; i++) {
-      const response = await fetch(`${gateway.url}/v1/echo/whoami`, { headers: { authorization: `Bearer ${token}` } });
+      const response = await fetch(`${gateway.url}/v1/echo/whoami`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
       expect(response.status).toBe(200);
       expect(await response.json()).toEqual({ subject: "user-42", roles: ["customer"] });
     }
     expect(jwksCalls).toBe(1);
     const forged = `${token.slice(0, -4)}AAAA`;
-    expect((await fetch(`${gateway.url}/v1/echo/whoami`, { headers: { authorization: `Bearer ${forged}` } })).status).toBe(401);
+    expect(
+      (await fetch(`${gateway.url}/v1/echo/whoami`, { headers: { authorization: `Bearer ${forged}` } }))
+        .status,
+    ).toBe(401);
   });
 
   it("routes auth's REST bindings, legacy ones included", async () => {
@@ -78,6 +92,9 @@ describe("the default token verifier", () => {
     const body = (await response.json()) as { keys: { kid: string; kty: string }[] };
     expect(body.keys[0]).toMatchObject({ kid: tokens.jwks.keys[0]?.kid, kty: "OKP" });
     const health = await fetch(`${gateway.url}/health`);
-    expect(await health.json()).toEqual({ status: "SERVING", services: { auth: "SERVING", testing: "SERVING" } });
+    expect(await health.json()).toEqual({
+      status: "SERVING",
+      services: { auth: "SERVING", testing: "SERVING" },
+    });
   });
 });

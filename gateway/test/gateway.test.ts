@@ -1,7 +1,11 @@
 import http2 from "node:http2";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import type { Client, Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import {
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+} from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "@zero/kit/log";
 import type { Server } from "@zero/kit/server";
@@ -35,17 +39,30 @@ afterAll(async () => {
 });
 
 interface ErrorBody {
-  error: { code: number; status: string; message: string; details: { "@type": string; [k: string]: unknown }[] };
+  error: {
+    code: number;
+    status: string;
+    message: string;
+    details: { "@type": string; [k: string]: unknown }[];
+  };
 }
 
-async function rest(method: string, path: string, init: { body?: string; headers?: Record<string, string> } = {}) {
+async function rest(
+  method: string,
+  path: string,
+  init: { body?: string; headers?: Record<string, string> } = {},
+) {
   const response = await fetch(gateway.url + path, {
     method,
     headers: init.body === undefined ? init.headers : { "content-type": "application/json", ...init.headers },
     ...(init.body === undefined ? {} : { body: init.body }),
   });
   const text = await response.text();
-  return { status: response.status, headers: response.headers, json: text === "" ? undefined : (JSON.parse(text) as unknown) };
+  return {
+    status: response.status,
+    headers: response.headers,
+    json: text === "" ? undefined : (JSON.parse(text) as unknown),
+  };
 }
 
 function expectErrorShape(json: unknown, code: number, status: string): ErrorBody["error"] {
@@ -72,7 +89,10 @@ describe("REST transcoding", () => {
   });
 
   it("echoes a caller's x-request-id", async () => {
-    const response = await rest("POST", "/v1/echo", { body: '{"message":"x"}', headers: { "x-request-id": "req-123" } });
+    const response = await rest("POST", "/v1/echo", {
+      body: '{"message":"x"}',
+      headers: { "x-request-id": "req-123" },
+    });
     expect(response.headers.get("x-request-id")).toBe("req-123");
   });
 
@@ -80,7 +100,11 @@ describe("REST transcoding", () => {
     const session = http2.connect(gateway.url);
     try {
       const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const stream = session.request({ ":method": "POST", ":path": "/v1/echo", "content-type": "application/json" });
+        const stream = session.request({
+          ":method": "POST",
+          ":path": "/v1/echo",
+          "content-type": "application/json",
+        });
         let status = 0;
         let body = "";
         stream.on("response", (headers) => (status = Number(headers[":status"])));
@@ -101,13 +125,18 @@ describe("REST transcoding", () => {
     const ndjson = await fetch(`${gateway.url}/v1/echo/stream?message=m&count=3`);
     expect(ndjson.status).toBe(200);
     expect(ndjson.headers.get("content-type")).toMatch(/^application\/x-ndjson/);
-    const lines = (await ndjson.text()).trim().split("\n").map((l) => JSON.parse(l) as unknown);
+    const lines = (await ndjson.text())
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as unknown);
     expect(lines).toEqual([
       { message: "m", index: 0 },
       { message: "m", index: 1 },
       { message: "m", index: 2 },
     ]);
-    const sse = await fetch(`${gateway.url}/v1/echo/stream?message=m&count=2`, { headers: { accept: "text/event-stream" } });
+    const sse = await fetch(`${gateway.url}/v1/echo/stream?message=m&count=2`, {
+      headers: { accept: "text/event-stream" },
+    });
     expect(sse.headers.get("content-type")).toMatch(/^text\/event-stream/);
     expect(await sse.text()).toBe('data: {"message":"m","index":0}\n\ndata: {"message":"m","index":1}\n\n');
   });
@@ -120,7 +149,9 @@ describe("REST transcoding", () => {
   });
 
   it("unknown JSON field → 400 naming it", async () => {
-    const response = await rest("POST", "/v1/echo", { body: JSON.stringify({ message: "hi", colour: "red" }) });
+    const response = await rest("POST", "/v1/echo", {
+      body: JSON.stringify({ message: "hi", colour: "red" }),
+    });
     const error = expectErrorShape(response.json, 400, "INVALID_ARGUMENT");
     expect(violationsOf(error)).toEqual([{ field: "colour", description: "unknown field" }]);
   });
@@ -161,7 +192,11 @@ describe("REST transcoding", () => {
     const session = http2.connect(gateway.url);
     try {
       const status = await new Promise<number>((resolve, reject) => {
-        const stream = session.request({ ":method": "POST", ":path": "/v1/echo", "content-type": "application/json" });
+        const stream = session.request({
+          ":method": "POST",
+          ":path": "/v1/echo",
+          "content-type": "application/json",
+        });
         stream.on("response", (headers) => resolve(Number(headers[":status"])));
         stream.on("error", reject);
         stream.write('{"message":"');
@@ -194,14 +229,24 @@ describe("REST transcoding", () => {
       ["unauthenticated", 401, "UNAUTHENTICATED"],
     ];
     for (const [code, http, status] of cases) {
-      const response = await rest("POST", "/v1/echo/fail", { body: JSON.stringify({ code, message: `failed: ${code}` }) });
+      const response = await rest("POST", "/v1/echo/fail", {
+        body: JSON.stringify({ code, message: `failed: ${code}` }),
+      });
       expect(response.status).toBe(http);
       const error = expectErrorShape(response.json, http, status);
       expect(error.message).toBe(`failed: ${code}`);
-      expect(error.details).toContainEqual({ "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: code.toUpperCase(), domain: "zero" });
+      expect(error.details).toContainEqual({
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        reason: code.toUpperCase(),
+        domain: "zero",
+      });
     }
-    const invalid = await rest("POST", "/v1/echo/fail", { body: JSON.stringify({ code: "invalid_argument", message: "bad code" }) });
-    expect(violationsOf(expectErrorShape(invalid.json, 400, "INVALID_ARGUMENT"))).toEqual([{ field: "code", description: "bad code" }]);
+    const invalid = await rest("POST", "/v1/echo/fail", {
+      body: JSON.stringify({ code: "invalid_argument", message: "bad code" }),
+    });
+    expect(violationsOf(expectErrorShape(invalid.json, 400, "INVALID_ARGUMENT"))).toEqual([
+      { field: "code", description: "bad code" },
+    ]);
   });
 
   it("keeps per-call latency around a millisecond (no Nagle / per-call session stalls)", async () => {
@@ -219,7 +264,9 @@ describe("REST transcoding", () => {
     timings.sort((a, b) => a - b);
     const p50 = timings[100]!;
     const mean = timings.reduce((a, b) => a + b, 0) / timings.length;
-    console.info(`REST via gateway, 200 sequential calls: mean ${mean.toFixed(2)} ms, p50 ${p50.toFixed(2)} ms, p99 ${timings[197]!.toFixed(2)} ms`);
+    console.info(
+      `REST via gateway, 200 sequential calls: mean ${mean.toFixed(2)} ms, p50 ${p50.toFixed(2)} ms, p99 ${timings[197]!.toFixed(2)} ms`,
+    );
     // A stall (delayed ACK + Nagle, a session per call) shows as ~40 ms per call.
     expect(p50).toBeLessThan(25);
   });
@@ -238,24 +285,37 @@ describe("access policy at the edge", () => {
 
   it("refuses expired and foreign-audience tokens", async () => {
     const expired = await tokens.sign({ expiresIn: "-1m" });
-    expect((await rest("GET", "/v1/echo/whoami", { headers: { authorization: `Bearer ${expired}` } })).status).toBe(401);
+    expect(
+      (await rest("GET", "/v1/echo/whoami", { headers: { authorization: `Bearer ${expired}` } })).status,
+    ).toBe(401);
     const foreign = await tokens.sign({ aud: "elsewhere" });
-    expect((await rest("GET", "/v1/echo/whoami", { headers: { authorization: `Bearer ${foreign}` } })).status).toBe(401);
-    expect((await rest("GET", "/v1/echo/whoami", { headers: { authorization: "Basic abc" } })).status).toBe(401);
+    expect(
+      (await rest("GET", "/v1/echo/whoami", { headers: { authorization: `Bearer ${foreign}` } })).status,
+    ).toBe(401);
+    expect((await rest("GET", "/v1/echo/whoami", { headers: { authorization: "Basic abc" } })).status).toBe(
+      401,
+    );
   });
 
   it("ADMIN method needs the admin role", async () => {
     const user = await tokens.sign({ roles: ["customer"] });
     const admin = await tokens.sign({ roles: ["admin"] });
     const body = JSON.stringify({ message: "a" });
-    expect((await rest("POST", "/v1/echo/admin", { body, headers: { authorization: `Bearer ${user}` } })).status).toBe(403);
-    expect((await rest("POST", "/v1/echo/admin", { body, headers: { authorization: `Bearer ${admin}` } })).status).toBe(200);
+    expect(
+      (await rest("POST", "/v1/echo/admin", { body, headers: { authorization: `Bearer ${user}` } })).status,
+    ).toBe(403);
+    expect(
+      (await rest("POST", "/v1/echo/admin", { body, headers: { authorization: `Bearer ${admin}` } })).status,
+    ).toBe(200);
   });
 
   it("INTERNAL and undecided methods are refused over REST, even with a service token", async () => {
     const service = await tokens.sign({ kind: "service", roles: ["service"] });
     for (const path of ["/v1/echo/internal", "/v1/echo/undecided"]) {
-      const response = await rest("POST", path, { body: "{}", headers: { authorization: `Bearer ${service}` } });
+      const response = await rest("POST", path, {
+        body: "{}",
+        headers: { authorization: `Bearer ${service}` },
+      });
       expect(response.status).toBe(403);
       expectErrorShape(response.json, 403, "PERMISSION_DENIED");
     }
@@ -263,7 +323,10 @@ describe("access policy at the edge", () => {
 
   describe.each([
     ["Connect JSON", () => createConnectTransport({ baseUrl: gateway.url, httpVersion: "1.1" })],
-    ["Connect binary over h2c", () => createConnectTransport({ baseUrl: gateway.url, httpVersion: "2", useBinaryFormat: true })],
+    [
+      "Connect binary over h2c",
+      () => createConnectTransport({ baseUrl: gateway.url, httpVersion: "2", useBinaryFormat: true }),
+    ],
     ["gRPC", () => createGrpcTransport({ baseUrl: gateway.url })],
     ["gRPC-Web", () => createGrpcWebTransport({ baseUrl: gateway.url, httpVersion: "1.1" })],
   ] satisfies [string, () => Transport][])("%s through the gateway", (_name, makeTransport) => {
@@ -284,7 +347,9 @@ describe("access policy at the edge", () => {
 
     it("refuses INTERNAL and undecided methods with permission_denied", async () => {
       const service = await tokens.sign({ kind: "service", roles: ["service"] });
-      await expect(client.internalEcho({ message: "x" }, { headers: { authorization: `Bearer ${service}` } })).rejects.toMatchObject({
+      await expect(
+        client.internalEcho({ message: "x" }, { headers: { authorization: `Bearer ${service}` } }),
+      ).rejects.toMatchObject({
         code: Code.PermissionDenied,
       });
       await expect(client.undecided({})).rejects.toMatchObject({ code: Code.PermissionDenied });
@@ -298,7 +363,9 @@ describe("access policy at the edge", () => {
     });
 
     it("passes upstream errors through with their details", async () => {
-      const error = await client.fail({ code: "invalid_argument", message: "nope" }).catch((e: unknown) => ConnectError.from(e));
+      const error = await client
+        .fail({ code: "invalid_argument", message: "nope" })
+        .catch((e: unknown) => ConnectError.from(e));
       expect(error).toBeInstanceOf(ConnectError);
       expect((error as ConnectError).code).toBe(Code.InvalidArgument);
       expect((error as ConnectError).details.length).toBeGreaterThan(0);
@@ -308,14 +375,19 @@ describe("access policy at the edge", () => {
   it("a raw gRPC refusal is trailers-only (grpc-status 7 on the HEADERS frame)", async () => {
     const session = http2.connect(gateway.url);
     try {
-      const { headers, endStream } = await new Promise<{ headers: http2.IncomingHttpHeaders; endStream: boolean }>((resolve, reject) => {
+      const { headers, endStream } = await new Promise<{
+        headers: http2.IncomingHttpHeaders;
+        endStream: boolean;
+      }>((resolve, reject) => {
         const stream = session.request({
           ":method": "POST",
           ":path": "/zero.testing.v1.EchoService/InternalEcho",
           "content-type": "application/grpc+proto",
           te: "trailers",
         });
-        stream.on("response", (h, flags) => resolve({ headers: h, endStream: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0 }));
+        stream.on("response", (h, flags) =>
+          resolve({ headers: h, endStream: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0 }),
+        );
         stream.on("error", reject);
         stream.end(Buffer.from([0, 0, 0, 0, 0]));
       });
@@ -328,8 +400,16 @@ describe("access policy at the edge", () => {
 
   it("forwards an upstream's own gRPC error exactly as the service sends it", async () => {
     // An envelope whose payload is not a valid EchoRequest: the service itself refuses it.
-    const direct = await rawGrpc(echo.url, "/zero.testing.v1.EchoService/Echo", Buffer.from([0, 0, 0, 0, 2, 0xff, 0xff]));
-    const viaGateway = await rawGrpc(gateway.url, "/zero.testing.v1.EchoService/Echo", Buffer.from([0, 0, 0, 0, 2, 0xff, 0xff]));
+    const direct = await rawGrpc(
+      echo.url,
+      "/zero.testing.v1.EchoService/Echo",
+      Buffer.from([0, 0, 0, 0, 2, 0xff, 0xff]),
+    );
+    const viaGateway = await rawGrpc(
+      gateway.url,
+      "/zero.testing.v1.EchoService/Echo",
+      Buffer.from([0, 0, 0, 0, 2, 0xff, 0xff]),
+    );
     expect(direct.status).not.toBe("0");
     expect(viaGateway).toEqual(direct);
   });
@@ -349,15 +429,27 @@ describe("access policy at the edge", () => {
 });
 
 /** A raw gRPC call: where grpc-status arrived (trailers-only HEADERS or trailers) and its value. */
-async function rawGrpc(baseUrl: string, path: string, body: Buffer): Promise<{ status: string; trailersOnly: boolean }> {
+async function rawGrpc(
+  baseUrl: string,
+  path: string,
+  body: Buffer,
+): Promise<{ status: string; trailersOnly: boolean }> {
   const session = http2.connect(baseUrl);
   try {
     return await new Promise((resolve, reject) => {
-      const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc+proto", te: "trailers" });
-      stream.on("response", (headers, flags) => {
-        if ((flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0) resolve({ status: String(headers["grpc-status"]), trailersOnly: true });
+      const stream = session.request({
+        ":method": "POST",
+        ":path": path,
+        "content-type": "application/grpc+proto",
+        te: "trailers",
       });
-      stream.on("trailers", (trailers) => resolve({ status: String(trailers["grpc-status"]), trailersOnly: false }));
+      stream.on("response", (headers, flags) => {
+        if ((flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0)
+          resolve({ status: String(headers["grpc-status"]), trailersOnly: true });
+      });
+      stream.on("trailers", (trailers: http2.IncomingHttpHeaders) =>
+        resolve({ status: String(trailers["grpc-status"]), trailersOnly: false }),
+      );
       stream.on("error", reject);
       stream.resume();
       stream.end(body);
@@ -368,7 +460,11 @@ async function rawGrpc(baseUrl: string, path: string, body: Buffer): Promise<{ s
 }
 
 async function fetchRaw(path: string, contentType: string): Promise<{ status: number; body: Buffer }> {
-  const response = await fetch(gateway.url + path, { method: "POST", headers: { "content-type": contentType }, body: Buffer.from([0, 0, 0, 0, 0]) });
+  const response = await fetch(gateway.url + path, {
+    method: "POST",
+    headers: { "content-type": contentType },
+    body: Buffer.from([0, 0, 0, 0, 0]),
+  });
   return { status: response.status, body: Buffer.from(await response.arrayBuffer()) };
 }
 
@@ -383,6 +479,8 @@ describe("GET /health", () => {
     expect((await rest("GET", "/healthz")).status).toBe(200);
     expect((await rest("GET", "/readyz")).status).toBe(200);
     const metrics = await fetch(`${gateway.url}/metrics`);
-    expect(await metrics.text()).toMatch(/gateway_requests_total\{protocol="rest",route="POST \/v1\/echo",status="200"\} \d+/);
+    expect(await metrics.text()).toMatch(
+      /gateway_requests_total\{protocol="rest",route="POST \/v1\/echo",status="200"\} \d+/,
+    );
   });
 });

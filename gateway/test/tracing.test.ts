@@ -20,7 +20,10 @@ let echo: Server;
 let gateway: Gateway;
 
 beforeAll(async () => {
-  telemetry = startTelemetry({ serviceName: "gateway-test", spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  telemetry = startTelemetry({
+    serviceName: "gateway-test",
+    spanProcessors: [new SimpleSpanProcessor(exporter)],
+  });
   const tokens = await createTestTokens();
   echo = await startEchoServer({ logger, verifier: tokens.verifier });
   gateway = await startGateway({
@@ -52,7 +55,11 @@ async function waitForSpan(predicate: (s: ReadableSpan) => boolean): Promise<Rea
     if (found) return found;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-  throw new Error(`span not found among ${spansOfTrace().map((s) => s.name).join(", ")}`);
+  throw new Error(
+    `span not found among ${spansOfTrace()
+      .map((s) => s.name)
+      .join(", ")}`,
+  );
 }
 
 describe("one trace from the caller through the gateway to the service", () => {
@@ -67,16 +74,26 @@ describe("one trace from the caller through the gateway to the service", () => {
 
     const edge = await waitForSpan((s) => s.name === "POST /v1/echo");
     expect(edge.parentSpanContext?.spanId).toBe(callerSpanId);
-    const client = await waitForSpan((s) => s.name === "zero.testing.v1.EchoService/Echo" && s.kind === SpanKind.CLIENT);
+    const client = await waitForSpan(
+      (s) => s.name === "zero.testing.v1.EchoService/Echo" && s.kind === SpanKind.CLIENT,
+    );
     expect(client.parentSpanContext?.spanId).toBe(edge.spanContext().spanId);
-    const server = await waitForSpan((s) => s.name === "zero.testing.v1.EchoService/Echo" && s.kind === SpanKind.SERVER && s !== edge);
+    const server = await waitForSpan(
+      (s) => s.name === "zero.testing.v1.EchoService/Echo" && s.kind === SpanKind.SERVER && s !== edge,
+    );
     expect(server.parentSpanContext?.spanId).toBe(client.spanContext().spanId);
   });
 
   it("pass-through: the service's span is a child of the gateway's span", async () => {
     exporter.reset();
-    const client = createClient(EchoService, createConnectTransport({ baseUrl: gateway.url, httpVersion: "2" }));
-    await client.echo({ message: "traced" }, { headers: { traceparent: `00-${traceId}-${callerSpanId}-01` } });
+    const client = createClient(
+      EchoService,
+      createConnectTransport({ baseUrl: gateway.url, httpVersion: "2" }),
+    );
+    await client.echo(
+      { message: "traced" },
+      { headers: { traceparent: `00-${traceId}-${callerSpanId}-01` } },
+    );
 
     const edge = await waitForSpan((s) => s.parentSpanContext?.spanId === callerSpanId);
     expect(edge.name).toBe("zero.testing.v1.EchoService/Echo");

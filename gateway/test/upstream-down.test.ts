@@ -33,7 +33,11 @@ afterAll(async () => {
 describe("an upstream that stops", () => {
   it("answers 503 UNAVAILABLE quickly over REST and RPC, and /health says NOT_SERVING", async () => {
     const call = () =>
-      fetch(`${gateway.url}/v1/echo`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"message":"x"}' });
+      fetch(`${gateway.url}/v1/echo`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: '{"message":"x"}',
+      });
     expect((await call()).status).toBe(200);
 
     await echo.close(1000);

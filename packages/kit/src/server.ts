@@ -1,7 +1,5 @@
-import http from "node:http";
+import { setMaxListeners } from "node:events";
 import http2 from "node:http2";
-import net from "node:net";
-import type { AddressInfo } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -17,7 +15,7 @@ import type { Logger } from "./log.js";
 import { createRpcMetrics } from "./metrics.js";
 import { accessPolicyOf } from "./principal.js";
 import type { TokenVerifier } from "./principal.js";
-import { sniffProtocol } from "./protocol-sniffer.js";
+import { startListener, type AnyRequest, type AnyResponse } from "./listener.js";
 import { createReadiness } from "./readiness.js";
 import type { ReadinessCheck } from "./readiness.js";
 import { createReflection } from "./reflection.js";
@@ -59,9 +57,6 @@ export interface Server {
 }
 
 const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
-// A connection that sends nothing at all for this long is not a client worth a socket.
-const SNIFF_TIMEOUT_MS = 10_000;
-const DRAIN_POLL_MS = 20;
 
 const KIT_SERVICES: DescService[] = [Health, ReflectionV1, ReflectionV1alpha];
 
@@ -76,6 +71,8 @@ export async function startServer(opts: ServerOptions): Promise<Server> {
   const draining = new AbortController();
   // Aborted only when the drain deadline passes: handlers still running then see their signal abort.
   const deadlinePassed = new AbortController();
+  // connect-node adds one listener per call in flight: hundreds are normal, not a leak.
+  setMaxListeners(0, deadlinePassed.signal);
   const allServices = [...opts.services, ...KIT_SERVICES];
   const readiness = createReadiness({
     checks: opts.readiness ?? [],
@@ -114,26 +111,13 @@ export async function startServer(opts: ServerOptions): Promise<Server> {
     shutdownSignal: deadlinePassed.signal,
   });
 
-  const reply = (
-    res: http.ServerResponse | http2.Http2ServerResponse,
-    status: number,
-    contentType: string,
-    body: string,
-  ): void => {
+  const reply = (res: AnyResponse, status: number, contentType: string, body: string): void => {
     res.writeHead(status, { "content-type": contentType, "cache-control": "no-store" });
     res.end(body);
   };
 
-  const onRequest = (
-    req: http.IncomingMessage | http2.Http2ServerRequest,
-    res: http.ServerResponse | http2.Http2ServerResponse,
-  ): void => {
-    if (req instanceof http2.Http2ServerRequest) {
-      releaseUnreadRequest(req);
-    } else if (draining.signal.aborted && res instanceof http.ServerResponse) {
-      // While draining, HTTP/1.1 connections are closed after their current response.
-      res.shouldKeepAlive = false;
-    }
+  const onRequest = (req: AnyRequest, res: AnyResponse): void => {
+    if (req instanceof http2.Http2ServerRequest) releaseUnreadRequest(req);
     if (req.method === "GET" || req.method === "HEAD") {
       const path = req.url?.split("?", 1)[0];
       if (path === "/healthz") {
@@ -172,86 +156,32 @@ export async function startServer(opts: ServerOptions): Promise<Server> {
     rpcHandler(req, res);
   };
 
-  const sockets = new Set<net.Socket>();
-  const sniffing = new Set<net.Socket>();
-  const sessions = new Set<http2.ServerHttp2Session>();
-
-  const h1 = http.createServer(onRequest);
-  const h2 = http2.createServer(onRequest);
-  h2.on("session", (session) => {
-    sessions.add(session);
-    session.once("close", () => sessions.delete(session));
-    session.on("error", (error) => logger.debug({ err: error }, "http/2 session error"));
-    if (draining.signal.aborted) session.close();
+  const listener = await startListener({
+    name: opts.name,
+    ...(opts.host === undefined ? {} : { host: opts.host }),
+    port: opts.port,
+    logger,
+    onRequest,
   });
-
-  const tcp = net.createServer({ noDelay: true }, (socket) => {
-    sockets.add(socket);
-    sniffing.add(socket);
-    socket.once("close", () => {
-      sockets.delete(socket);
-      sniffing.delete(socket);
-    });
-    sniffProtocol(socket, SNIFF_TIMEOUT_MS, (protocol) => {
-      sniffing.delete(socket);
-      (protocol === "http2" ? h2 : h1).emit("connection", socket);
-    });
-  });
-
-  await new Promise<void>((resolve, reject) => {
-    tcp.once("error", reject);
-    tcp.listen(opts.port, opts.host ?? "0.0.0.0", () => {
-      tcp.off("error", reject);
-      resolve();
-    });
-  });
-  tcp.on("error", (error) => logger.error({ err: error }, "listener error"));
-  // The HTTP/1.1 server never listens itself (it gets sockets from the sniffer); this enables its
-  // connection tracking, which closeIdleConnections() and the header/request timeouts rely on.
-  h1.emit("listening");
-
-  const address = tcp.address() as AddressInfo;
-  const urlHost = ["0.0.0.0", "::", ""].includes(address.address)
-    ? "127.0.0.1"
-    : address.address.includes(":")
-      ? `[${address.address}]`
-      : address.address;
-  const url = `http://${urlHost}:${address.port}`;
-  logger.info({ server: opts.name, url, services: reflection.serviceNames }, "server listening");
+  logger.info(
+    { server: opts.name, url: listener.url, services: reflection.serviceNames },
+    "server listening",
+  );
 
   const shutdown = async (deadlineMs: number): Promise<void> => {
     logger.info({ server: opts.name, deadline_ms: deadlineMs }, "server draining");
     readiness.beginShutdown();
     draining.abort();
-    const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
-    // Connections that have not even said which protocol they speak have no call in flight.
-    for (const socket of sniffing) socket.destroy();
-    for (const session of sessions) session.close();
-    const deadline = Date.now() + deadlineMs;
-    while (sockets.size > 0 && Date.now() < deadline) {
-      // Keep-alive HTTP/1.1 connections become idle as their last response ends.
-      h1.closeIdleConnections();
-      await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
-    }
-    if (sockets.size > 0) {
-      logger.warn(
-        { server: opts.name, connections: sockets.size },
-        "drain deadline passed: cancelling what is still running",
-      );
-      deadlinePassed.abort();
-      for (const session of sessions) session.destroy();
-      for (const socket of sockets) socket.destroy();
-    }
-    await closed;
-    h1.close();
+    // Handlers still running at the deadline see their signal abort before their connection goes.
+    await listener.drain(deadlineMs, () => deadlinePassed.abort());
     readiness.stop();
     logger.info({ server: opts.name }, "server stopped");
   };
 
   let closing: Promise<void> | undefined;
   return {
-    port: address.port,
-    url,
+    port: listener.port,
+    url: listener.url,
     close(deadlineMs = 10_000) {
       closing ??= shutdown(deadlineMs);
       return closing;

@@ -45,6 +45,10 @@ describe("graceful close", () => {
     const startedAt = Date.now();
     const closing = server.close(5000);
     await sleep(50);
+    // For a moment the port still accepts (connections already in the kernel's queue must not be
+    // reset), but says it is not ready, so balancers stop sending.
+    expect((await fetch(`${server.url}/readyz`)).status).toBe(503);
+    await sleep(300);
     await expect(fetch(`${server.url}/healthz`)).rejects.toThrow();
 
     const answers = await Promise.all(inFlight);

@@ -1,0 +1,187 @@
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "./log.js";
+import { sniffProtocol } from "./protocol-sniffer.js";
+
+export type AnyRequest = http.IncomingMessage | http2.Http2ServerRequest;
+export type AnyResponse = http.ServerResponse | http2.Http2ServerResponse;
+
+export interface ListenerOptions {
+  /** Interface to bind; default all IPv4 interfaces. */
+  host?: string;
+  /** 0 picks a free port (tests). */
+  port: number;
+  logger: Logger;
+  /** For log lines. */
+  name: string;
+  onRequest: (req: AnyRequest, res: AnyResponse) => void;
+}
+
+export interface Listener {
+  port: number;
+  /** `http://host:port`, with a loopback host when bound to all interfaces. */
+  url: string;
+  /** True from the moment `drain` is called. */
+  readonly draining: boolean;
+  /**
+   * Stops accepting, sends GOAWAY to HTTP/2 clients, closes HTTP/1.1 connections as their last
+   * response ends, and waits for in-flight requests. Whatever is still open after `deadlineMs` is
+   * destroyed (`onDeadline` runs first, so handlers can be cancelled). Resolves true when
+   * everything finished in time.
+   */
+  drain(deadlineMs: number, onDeadline?: () => void): Promise<boolean>;
+}
+
+// A connection that sends nothing at all for this long is not a client worth a socket.
+const SNIFF_TIMEOUT_MS = 10_000;
+const DRAIN_POLL_MS = 20;
+const SILENT_CONNECTION_GRACE_MS = 500;
+const HTTP2_QUIET_MS = 200;
+const ACCEPT_GRACE_MS = 250;
+
+/**
+ * One TCP port for HTTP/1.1 and cleartext HTTP/2 (prior knowledge): the first bytes of each
+ * connection pick the server. Used by every service (through the kit server) and by the gateway.
+ *
+ * HTTP/1.1 requests in flight are counted per socket here rather than left to Node's
+ * `closeIdleConnections()`: Node treats a connection as idle as soon as the request has been
+ * fully *received*, so a drain would cut requests whose responses are still being computed (seen
+ * as ECONNRESET under SIGTERM during a burst).
+ */
+export async function startListener(opts: ListenerOptions): Promise<Listener> {
+  const { logger } = opts;
+  let draining = false;
+  const sockets = new Set<net.Socket>();
+  const sniffing = new Set<net.Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const inFlight = new Map<net.Socket, number>();
+  // HTTP/2 connections drain through their session (GOAWAY), not by socket.
+  const http2Sockets = new WeakSet<net.Socket>();
+
+  const onHttp1Request = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const socket = req.socket;
+    inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1);
+    // While draining, HTTP/1.1 connections close after their current response.
+    if (draining) res.shouldKeepAlive = false;
+    res.once("close", () => {
+      const left = (inFlight.get(socket) ?? 1) - 1;
+      if (left > 0) {
+        inFlight.set(socket, left);
+        return;
+      }
+      inFlight.delete(socket);
+      if (draining) socket.end();
+    });
+    opts.onRequest(req, res);
+  };
+
+  const h1 = http.createServer(onHttp1Request);
+  const h2 = http2.createServer(opts.onRequest);
+  // Streams open per HTTP/2 session, and when the last one ended: a session is told to go away
+  // only once it has been quiet for a moment (see drain).
+  const activity = new Map<http2.ServerHttp2Session, { open: number; lastEnd: number }>();
+  h2.on("session", (session) => {
+    sessions.add(session);
+    const state = { open: 0, lastEnd: Date.now() };
+    activity.set(session, state);
+    session.on("stream", (stream: http2.ServerHttp2Stream) => {
+      state.open++;
+      stream.once("close", () => {
+        state.open--;
+        state.lastEnd = Date.now();
+      });
+    });
+    session.once("close", () => {
+      sessions.delete(session);
+      activity.delete(session);
+    });
+    session.on("error", (error) => logger.debug({ err: error }, "http/2 session error"));
+  });
+
+  const tcp = net.createServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    sniffing.add(socket);
+    socket.once("close", () => {
+      sockets.delete(socket);
+      sniffing.delete(socket);
+      inFlight.delete(socket);
+    });
+    sniffProtocol(socket, SNIFF_TIMEOUT_MS, (protocol) => {
+      sniffing.delete(socket);
+      if (protocol === "http2") http2Sockets.add(socket);
+      (protocol === "http2" ? h2 : h1).emit("connection", socket);
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    tcp.once("error", reject);
+    tcp.listen(opts.port, opts.host ?? "0.0.0.0", () => {
+      tcp.off("error", reject);
+      resolve();
+    });
+  });
+  tcp.on("error", (error) => logger.error({ err: error }, "listener error"));
+  // The HTTP/1.1 server never listens itself (it gets sockets from the sniffer); this starts its
+  // header and request timeouts.
+  h1.emit("listening");
+
+  const address = tcp.address() as AddressInfo;
+  const urlHost = ["0.0.0.0", "::", ""].includes(address.address)
+    ? "127.0.0.1"
+    : address.address.includes(":")
+      ? `[${address.address}]`
+      : address.address;
+
+  const isIdleHttp1 = (socket: net.Socket): boolean =>
+    !sniffing.has(socket) && !inFlight.has(socket) && !http2Sockets.has(socket);
+
+  const drain = async (deadlineMs: number, onDeadline?: () => void): Promise<boolean> => {
+    draining = true;
+    const startedAt = Date.now();
+    const deadline = startedAt + deadlineMs;
+    // Connections the kernel has already accepted but Node has not yet picked up would be reset
+    // the moment the listening socket closes — with their requests in them. Keep accepting for a
+    // moment (readiness already says 503, so balancers stop sending), then close.
+    await new Promise((resolve) => setTimeout(resolve, Math.min(ACCEPT_GRACE_MS, deadlineMs / 4)));
+    const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
+    while (sockets.size > 0 && Date.now() < deadline) {
+      const now = Date.now();
+      for (const socket of sockets) if (isIdleHttp1(socket)) socket.end();
+      // A connection whose first bytes are still on their way may carry a request sent before we
+      // were told to stop; one that stays silent past the grace has none.
+      if (now - startedAt > SILENT_CONNECTION_GRACE_MS) for (const socket of sniffing) socket.destroy();
+      // GOAWAY only after a quiet moment: a caller that is itself draining (the gateway, during a
+      // rolling stop of everything) may still be forwarding requests it accepted before its own
+      // signal. Streams refused after GOAWAY are retried by well-behaved clients, but unanswered
+      // work is better than a retry.
+      for (const [session, state] of activity) {
+        if (!session.closed && state.open === 0 && now - state.lastEnd >= HTTP2_QUIET_MS) session.close();
+      }
+      await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
+    }
+    const clean = sockets.size === 0;
+    if (!clean) {
+      logger.warn(
+        { server: opts.name, connections: sockets.size },
+        "drain deadline passed: cutting what is still open",
+      );
+      onDeadline?.();
+      for (const session of sessions) session.destroy();
+      for (const socket of sockets) socket.destroy();
+    }
+    await closed;
+    h1.close();
+    return clean;
+  };
+
+  return {
+    port: address.port,
+    url: `http://${urlHost}:${address.port}`,
+    get draining() {
+      return draining;
+    },
+    drain,
+  };
+}
