@@ -78,7 +78,7 @@ _zero_postgres_bindir() {
     dir="$(pg_config --bindir 2>/dev/null)"
     [[ -x "$dir/initdb" && -x "$dir/pg_ctl" ]] && echo "$dir" && return 0
   fi
-  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+  for dir in $(printf "%s\n" /usr/lib/postgresql/*/bin | sort -V -r); do
     [[ -x "$dir/initdb" && -x "$dir/pg_ctl" ]] && echo "$dir" && return 0
   done
   if command -v initdb >/dev/null 2>&1; then

@@ -69,7 +69,7 @@ function portInUse(port: number): Promise<boolean> {
   });
 }
 
-const node = (p: PlannedProcess, ...extra: string[]): ProcessSpec => ({
+const processOf = (p: PlannedProcess, ...extra: string[]): ProcessSpec => ({
   name: extra.length > 0 ? `${p.name}-${extra.join("-")}` : p.name,
   args: ["--import", "tsx", p.entry, ...extra],
   env: p.env,
@@ -88,13 +88,13 @@ async function main(): Promise<void> {
   }
   for (const p of migrations) {
     say(`migrating ${p.name} (database ${new URL(p.env["DATABASE_URL"] ?? "").pathname.slice(1)})`);
-    await supervisor.run(node(p, "migrate"));
+    await supervisor.run(processOf(p, "migrate"));
   }
   say(`starting ${plan.services.map((p) => p.name).join(", ")}`);
-  await Promise.all(plan.services.map((p) => supervisor.start(node(p), `${baseUrl(p.port)}/readyz`)));
+  await Promise.all(plan.services.map((p) => supervisor.start(processOf(p), `${baseUrl(p.port)}/readyz`)));
   if (plan.gateway) {
     say("starting the gateway");
-    await supervisor.start(node(plan.gateway), `${baseUrl(plan.gateway.port)}/readyz`);
+    await supervisor.start(processOf(plan.gateway), `${baseUrl(plan.gateway.port)}/readyz`);
     const problem = await seedDemoData(baseUrl(plan.gateway.port));
     if (problem) say(`warning: ${problem}`);
   }

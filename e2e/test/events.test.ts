@@ -52,8 +52,10 @@ describe("UserRegistered on JetStream", () => {
     const nc = await connect({ servers: platform.nats.url });
     try {
       const js = jetstream(nc);
-      const consumer = await js.consumers.get("ZERO_AUTH");
       const message = await eventually(async () => {
+        // The stream appears once auth's event publisher has reached NATS (in the background).
+        const consumer = await js.consumers.get("ZERO_AUTH").catch(() => undefined);
+        if (consumer === undefined) return undefined;
         const batch = await consumer.fetch({ max_messages: 100, expires: 1000 });
         for await (const m of batch) {
           const event = fromBinary(UserRegisteredSchema, m.data);

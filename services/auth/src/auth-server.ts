@@ -1,7 +1,5 @@
 import { checkDb, createDb, migrateToLatest } from "@zero/kit/db";
-import { connectNats } from "@zero/kit/events/nats";
-import { startRelay } from "@zero/kit/events/relay";
-import { ensureDeadLetterStream, ensureStream } from "@zero/kit/events/streams";
+import { startOutboxPublisher } from "@zero/kit/events/outbox-publisher";
 import type { Logger } from "@zero/kit/log";
 import { createTokenVerifier } from "@zero/kit/principal";
 import { startServer } from "@zero/kit/server";
@@ -25,7 +23,7 @@ export interface AuthServer {
   db: Kysely<DB>;
   /**
    * Stops in reverse order of start: server (in-flight calls get up to `drainMs`, default 10 s) →
-   * relay → NATS → database.
+   * event publishing (relay, NATS) → database.
    */
   close(drainMs?: number): Promise<void>;
 }
@@ -60,12 +58,15 @@ export async function startAuthServer(opts: {
     closers.push({ name: "database", close: () => db.destroy() });
     await migrateToLatest(db, migrations, logger);
 
-    const nc = await connectNats(config.natsUrl, logger);
-    closers.push({ name: "nats", close: () => nc.drain() });
-    await ensureStream(nc, EVENT_STREAM);
-    await ensureDeadLetterStream(nc);
-    const relay = startRelay({ db, nc, logger });
-    closers.push({ name: "relay", close: () => relay.stop() });
+    // In the background: registrations succeed while NATS is down, their events wait in the outbox.
+    const events = startOutboxPublisher({
+      db,
+      natsUrl: config.natsUrl,
+      logger,
+      streams: [EVENT_STREAM],
+      name: SERVICE_NAME,
+    });
+    closers.push({ name: "events", close: () => events.stop() });
 
     const signingKeys = createSigningKeyStore({ db, kek: config.keyEncryptionKey });
     const signingKey = await signingKeys.ensureActiveKey();
@@ -82,7 +83,7 @@ export async function startAuthServer(opts: {
         signingKey: () => signingKeys.activeKey(),
       }),
       signingKeys,
-      relay,
+      relay: events,
       refreshTokenTtlSeconds: config.refreshTokenTtlSeconds,
     });
 
@@ -101,10 +102,7 @@ export async function startAuthServer(opts: {
       }),
       readiness: [
         { name: "database", check: () => checkDb(db) },
-        {
-          name: "nats",
-          check: () => (nc.isClosed() ? Promise.reject(new Error("NATS connection closed")) : nc.flush()),
-        },
+        { name: "nats", check: () => events.check() },
       ],
     });
     closers.push({ name: "server", close: () => server.close(drainMs) });
