@@ -4,7 +4,12 @@ import { defineConfig } from "vitest/config";
 // integration tests under each package's `test/` (real Postgres, Redis and NATS via @zero/testkit).
 export default defineConfig({
   test: {
-    include: ["{packages,services}/*/{src,test}/**/*.test.ts", "gateway/{src,test}/**/*.test.ts", "e2e/**/*.test.ts"],
+    include: [
+      "{packages,services}/*/{src,test}/**/*.test.ts",
+      "gateway/{src,test}/**/*.test.ts",
+      "e2e/**/*.test.ts",
+      "scripts/**/*.test.ts",
+    ],
     exclude: ["**/node_modules/**"],
     // Two cores: more workers than that only adds contention (argon2, Postgres).
     pool: "forks",

@@ -25,7 +25,15 @@ const sources = [
     to: "grpc/health/v1/health.proto",
   },
   ...["v1", "v1alpha"].map((version) => ({
-    from: join(packageDir("@grpc/reflection"), "build", "proto", "grpc", "reflection", version, "reflection.proto"),
+    from: join(
+      packageDir("@grpc/reflection"),
+      "build",
+      "proto",
+      "grpc",
+      "reflection",
+      version,
+      "reflection.proto",
+    ),
     to: `grpc/reflection/${version}/reflection.proto`,
   })),
 ];

@@ -58,13 +58,9 @@ export function createPassthrough(opts: { upstreams: Upstreams; access: EdgeAcce
       if (contentType.startsWith("application/grpc")) return "grpc";
       if (contentType.startsWith("application/connect+")) return "connect-stream";
       const unaryType = /^application\/(json|proto)(;|$)/.test(contentType);
-      if (
-        req.method === "POST" &&
-        unaryType &&
-        requestHeader(req, "connect-protocol-version") !== undefined
-      ) {
-        return "connect-unary";
-      }
+      // `Connect-Protocol-Version` is optional for unary calls (the services do not require it
+      // either), so `curl -H 'content-type: application/json' -d '{…}' …/pkg.Service/Method` works.
+      if (req.method === "POST" && unaryType) return "connect-unary";
       // Connect GET: the message travels in the query (`?connect=v1&encoding=json&message=…`).
       if (req.method === "GET" && /(^|&)encoding=/.test(query) && /(^|&)message=/.test(query))
         return "connect-unary";

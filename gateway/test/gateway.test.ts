@@ -426,6 +426,16 @@ describe("access policy at the edge", () => {
     expect(connect.status).toBe(501);
     expect(await connect.json()).toMatchObject({ code: "unimplemented" });
   });
+
+  it("Connect unary JSON works without the optional Connect-Protocol-Version header (plain curl)", async () => {
+    const res = await fetch(`${gateway.url}/zero.testing.v1.EchoService/Echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ message: "curl" }),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ message: "curl" });
+  });
 });
 
 /** A raw gRPC call: where grpc-status arrived (trailers-only HEADERS or trailers) and its value. */
