@@ -106,8 +106,7 @@ async function serve(
     );
   }
   const { upstream } = resolved;
-  const headers = new Headers({ "x-request-id": exchange.requestId });
-  if (authorization !== undefined) headers.set("authorization", authorization);
+  const headers = upstreamHeaders(exchange, authorization);
 
   try {
     if (route.method.methodKind === "unary") {
@@ -244,4 +243,21 @@ async function streamResponse(
     out.write(frame(httpErrorBody(asConnectError(error).error).body, "error"));
   }
   res.end();
+}
+
+// What a REST caller's request tells the service beyond the message: who (token), which request
+// (id, for logs), whether it is a retry (idempotency key), and from where (client address and
+// agent, for sessions and audit). Nothing else crosses: no cookies, no hop-by-hop headers.
+const FORWARDED_HEADERS = ["idempotency-key", "user-agent"] as const;
+
+function upstreamHeaders(exchange: Exchange, authorization: string | undefined): Headers {
+  const headers = new Headers({ "x-request-id": exchange.requestId });
+  if (authorization !== undefined) headers.set("authorization", authorization);
+  for (const name of FORWARDED_HEADERS) {
+    const value = requestHeader(exchange.req, name);
+    if (value !== undefined) headers.set(name, value);
+  }
+  const client = exchange.req.socket.remoteAddress;
+  if (client !== undefined) headers.set("x-forwarded-for", client);
+  return headers;
 }
