@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 
@@ -39,4 +39,21 @@ export function openLocalSecrets(file: string, env: Readonly<Record<string, stri
       return value;
     },
   };
+}
+
+/** The secrets-file name of a service's `SERVICE_CLIENT_SECRET` (its credential for service tokens). */
+export function serviceSecretName(service: string): string {
+  return `SERVICE_CLIENT_SECRET_${service.toUpperCase().replaceAll("-", "_")}`;
+}
+
+/** auth's `AUTH_SERVICE_CLIENTS`: each service's name and the SHA-256 of its secret (never the secret). */
+export function serviceClients(names: readonly string[], secret: LocalSecrets["secret"]): string {
+  return names
+    .map(
+      (name) =>
+        `${name}:${createHash("sha256")
+          .update(secret(serviceSecretName(name), 32))
+          .digest("hex")}`,
+    )
+    .join(",");
 }

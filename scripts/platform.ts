@@ -1,7 +1,8 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { PlatformConfig } from "./config.js";
-import type { LocalSecrets } from "./local-secrets.js";
+import { DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD_SECRET } from "./demo-data.js";
+import { serviceClients, serviceSecretName, type LocalSecrets } from "./local-secrets.js";
 
 /** What a service's env line may use: the resolved infrastructure and the local secrets. */
 export interface PlatformContext {
@@ -26,11 +27,40 @@ export const services: readonly ServiceSpec[] = [
   {
     name: "auth",
     port: 9001,
-    env: ({ secret }) => ({ AUTH_KEY_ENCRYPTION_KEY: secret("AUTH_KEY_ENCRYPTION_KEY", 32) }),
+    env: ({ secret }) => ({
+      AUTH_KEY_ENCRYPTION_KEY: secret("AUTH_KEY_ENCRYPTION_KEY", 32),
+      AUTH_SERVICE_CLIENTS: serviceClients(
+        services.map((s) => s.name),
+        secret,
+      ),
+      // The demo admin (scripts/demo-data.ts prints it); created only while no admin exists.
+      AUTH_BOOTSTRAP_ADMIN_EMAIL: DEMO_ADMIN_EMAIL,
+      AUTH_BOOTSTRAP_ADMIN_PASSWORD: secret(DEMO_ADMIN_PASSWORD_SECRET, 18),
+    }),
   },
+  { name: "users", port: 9002 },
+  // The simulated provider signs its webhooks with this secret (PAYMENTS_WEBHOOK_SECRETS: current first).
+  {
+    name: "payments",
+    port: 9006,
+    env: ({ secret }) => ({ PAYMENTS_WEBHOOK_SECRETS: secret("PAYMENTS_WEBHOOK_SECRET", 32) }),
+  },
+  // SMTP_URL (optional, from the environment) sends real mail; without it messages become .eml files.
+  {
+    name: "notifications",
+    port: 9007,
+    env: ({ config }) => ({ MAIL_DIR: join(config.root, ".local/mail") }),
+  },
+  // Diagnostic: echoes requests back (services/echo/README.md). No data, no database.
+  { name: "echo", port: 9099 },
 ];
 
-export const gateway: ServiceSpec = { name: "gateway", port: 8080 };
+export const gateway: ServiceSpec = {
+  name: "gateway",
+  port: 8080,
+  // The gateway names upstreams by proto package: echo serves `zero.testing.v1`.
+  env: () => ({ TESTING_URL: baseUrl(services.find((s) => s.name === "echo")?.port ?? 9099) }),
+};
 
 /** One process to run: a service, the gateway, or a service's migration. */
 export interface PlannedProcess {
@@ -89,6 +119,8 @@ export function planPlatform(ctx: PlatformContext): Plan {
         ...commonEnv(ctx.config),
         PORT: String(spec.port),
         ...(hasDatabase ? { DATABASE_URL: serviceDatabaseUrl(ctx.config, spec.name) } : {}),
+        // Each service's credential for service tokens (INTERNAL calls); auth knows its hash.
+        ...(spec === gateway ? {} : { SERVICE_CLIENT_SECRET: ctx.secret(serviceSecretName(spec.name), 32) }),
         ...spec.env?.(ctx),
       },
     };

@@ -16,7 +16,7 @@ const sources = [
     from: join(packageDir("google-proto-files"), "google", "rpc", "error_details.proto"),
     to: "google/rpc/error_details.proto",
   },
-  ...["annotations", "http", "field_behavior"].map((name) => ({
+  ...["annotations", "http", "field_behavior", "httpbody"].map((name) => ({
     from: join(packageDir("google-proto-files"), "google", "api", `${name}.proto`),
     to: `google/api/${name}.proto`,
   })),

@@ -6,6 +6,7 @@ import { startGateway, type Gateway } from "@zero/gateway/gateway-server";
 import { publicServices } from "@zero/gateway/public-services";
 import { createTestDatabase, type TestDatabase } from "@zero/testkit/postgres";
 import { startNats, type TestNats } from "@zero/testkit/nats";
+import { startRedis, type TestRedis } from "@zero/testkit/redis";
 
 /**
  * The platform as it exists today (auth behind the gateway), in-process on free ports, over a
@@ -16,6 +17,7 @@ export interface TestPlatform {
   gateway: Gateway;
   auth: AuthServer;
   nats: TestNats;
+  redis: TestRedis;
   database: TestDatabase;
   /** `http://127.0.0.1:<gateway port>` */
   url: string;
@@ -26,11 +28,14 @@ export async function startPlatform(): Promise<TestPlatform> {
   const logger = createLogger("e2e", { level: "silent" });
   const database = await createTestDatabase("e2e");
   const nats = await startNats();
+  // Private: throttles and revocations of one test file never leak into another's.
+  const redis = await startRedis();
   const auth = await startAuthServer({
     config: loadConfig({
       PORT: "0",
       DATABASE_URL: database.url,
       NATS_URL: nats.url,
+      REDIS_URL: redis.url,
       AUTH_KEY_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
     }),
     logger,
@@ -47,12 +52,14 @@ export async function startPlatform(): Promise<TestPlatform> {
     gateway,
     auth,
     nats,
+    redis,
     database,
     url: gateway.url,
     async close() {
       await gateway.close(2000);
       await auth.close(2000);
       await nats.stop();
+      await redis.stop();
       await database.drop();
     },
   };

@@ -62,4 +62,46 @@ describe("httpErrorBody", () => {
     });
     expect(asConnectError(new DomainError("not_found", "no such user")).error.code).toBe(Code.NotFound);
   });
+
+  it("honours a 4xx ErrorInfo metadata http_status, from the wire or raised locally", () => {
+    const info = (httpStatus: string) =>
+      create(ErrorInfoSchema, {
+        reason: "IDEMPOTENCY_KEY_REUSED",
+        domain: "zero",
+        metadata: { http_status: httpStatus },
+      });
+    const wire = new ConnectError("key reused", Code.InvalidArgument);
+    wire.details.push({ type: "google.rpc.ErrorInfo", value: toBinary(ErrorInfoSchema, info("422")) });
+    const body = httpErrorBody(wire);
+    expect(body.status).toBe(422);
+    expect(body.body.error).toMatchObject({ code: 422, status: "INVALID_ARGUMENT", message: "key reused" });
+    expect(body.body.error.details).toEqual([
+      {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        reason: "IDEMPOTENCY_KEY_REUSED",
+        domain: "zero",
+        metadata: { http_status: "422" },
+      },
+    ]);
+    const local = new ConnectError("gone", Code.FailedPrecondition, undefined, [
+      { desc: ErrorInfoSchema, value: info("410") },
+    ]);
+    expect(httpErrorBody(local).status).toBe(410);
+  });
+
+  it.each(["200", "302", "500", "503", "42", "4220", "abc", ""])(
+    "ignores http_status %j: only 4xx statuses are honoured",
+    (httpStatus) => {
+      const error = new ConnectError("x", Code.InvalidArgument, undefined, [
+        { desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { metadata: { http_status: httpStatus } }) },
+      ]);
+      expect(httpErrorBody(error).status).toBe(400);
+    },
+  );
+
+  it("ignores an undecodable ErrorInfo instead of failing", () => {
+    const wire = new ConnectError("x", Code.NotFound);
+    wire.details.push({ type: "google.rpc.ErrorInfo", value: new Uint8Array([0x0f, 0xff]) });
+    expect(httpErrorBody(wire).status).toBe(404);
+  });
 });

@@ -4,7 +4,11 @@ import { base64Encode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
 import { DomainError, domainErrorToConnectError } from "@zero/kit/errors";
-import { file_google_rpc_error_details } from "@zero/proto/google/rpc/error_details_pb";
+import {
+  ErrorInfoSchema,
+  file_google_rpc_error_details,
+  type ErrorInfo,
+} from "@zero/proto/google/rpc/error_details_pb";
 
 // The REST error shape of DESIGN.md (the Google API error model):
 //   {"error":{"code":<http>,"status":"INVALID_ARGUMENT","message":"…","details":[{"@type":…},…]}}
@@ -39,7 +43,7 @@ export function asConnectError(error: unknown): { error: ConnectError; unexpecte
 }
 
 export function httpErrorBody(error: ConnectError): HttpErrorBody {
-  const status = codeToHttpStatus(error.code);
+  const status = statusOverride(error) ?? codeToHttpStatus(error.code);
   return {
     status,
     body: {
@@ -51,6 +55,31 @@ export function httpErrorBody(error: ConnectError): HttpErrorBody {
       },
     },
   };
+}
+
+/**
+ * A service may ask for a REST status the gRPC → HTTP table cannot express (422 for an
+ * Idempotency-Key reused with different parameters) with ErrorInfo metadata `http_status`. Only
+ * 4xx statuses are honoured: a service cannot make a client error look like a server fault, nor
+ * a failure look like a success.
+ */
+export function statusOverride(error: ConnectError): number | undefined {
+  for (const detail of error.details) {
+    let info: ErrorInfo | undefined;
+    if ("desc" in detail) {
+      if (detail.desc.typeName === ErrorInfoSchema.typeName)
+        info = create(ErrorInfoSchema, detail.value as ErrorInfo);
+    } else if (detail.type === ErrorInfoSchema.typeName) {
+      try {
+        info = fromBinary(ErrorInfoSchema, detail.value);
+      } catch {
+        continue;
+      }
+    }
+    const wanted = info?.metadata["http_status"];
+    if (wanted !== undefined && /^4\d\d$/.test(wanted)) return Number(wanted);
+  }
+  return undefined;
 }
 
 function renderDetail(detail: ConnectError["details"][number]): JsonValue {

@@ -1,52 +1,92 @@
 import { randomUUID } from "node:crypto";
 import { createRegistry, toJson } from "@bufbuild/protobuf";
 import type { DescService } from "@bufbuild/protobuf";
-import { createClient } from "@connectrpc/connect";
-import { SpanKind, SpanStatusCode, context, trace } from "@opentelemetry/api";
+import { createClient, type Interceptor } from "@connectrpc/connect";
+import {
+  INVALID_SPAN_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  context,
+  isSpanContextValid,
+  trace,
+} from "@opentelemetry/api";
+import { DomainError } from "@zero/kit/errors";
 import { requestIdContextKey, type Logger } from "@zero/kit/log";
 import { createTokenVerifier, type TokenVerifier } from "@zero/kit/principal";
 import { startListener } from "@zero/kit/listener";
 import { extractTraceContext, tracingClientInterceptor } from "@zero/kit/tracing";
 import { AuthService, JwkSchema } from "@zero/proto/zero/auth/v1/auth_pb";
+import { createClientAddressResolver } from "./edge/client-address.js";
+import { createCorsPolicy, type CorsOptions } from "./edge/cors.js";
+import { clientTimeoutMs } from "./edge/deadline.js";
+import { createEdgeCalls } from "./edge/edge-call.js";
+import { createRateLimitPolicy, type RateLimitConfig } from "./edge/rate-limit-policy.js";
+import { createRateLimiter, type RateLimiter } from "./edge/rate-limiter.js";
+import { createRouteTimeouts, type RouteTimeoutRule } from "./edge/route-timeouts.js";
+import { securityHeaders } from "./edge/security-headers.js";
+import { createVerifiedTokenCache, type VerifiedTokenCacheOptions } from "./edge/verified-token-cache.js";
+import { asConnectError } from "./error-body.js";
 import { createEdgeAccess } from "./edge-access.js";
 import { createGatewayMetrics } from "./gateway-metrics.js";
 import {
   requestHeader,
+  sendHttpError,
   sendJson,
   type Exchange,
   type GatewayRequest,
   type GatewayResponse,
 } from "./http-exchange.js";
 import { createPassthrough } from "./passthrough.js";
+import { discardRequestBody } from "./request-body.js";
 import { createRestHandler } from "./rest-handler.js";
 import { createRouteTable, type RouteTable } from "./route-table.js";
+import { sendRpcError, type RpcProtocol } from "./rpc-error-response.js";
 import { createUpstreamHealth } from "./upstream-health.js";
-import { createUpstreams } from "./upstreams.js";
+import { createUpstreams, type ResilienceOptions, type Upstream } from "./upstreams.js";
 
 export interface GatewayOptions {
   /** Every service the gateway may route: REST from their `google.api.http` rules, RPCs by name. */
   services: readonly DescService[];
-  /** Upstream name (`auth` for `zero.auth.v1`) → base URL. A service without one is not routed. */
-  upstreamUrls: Readonly<Record<string, string>>;
+  /**
+   * Upstream name (`auth` for `zero.auth.v1`) → base URL, or several (comma-separated or an
+   * array) for as many instances. A service without one is not routed.
+   */
+  upstreamUrls: Readonly<Record<string, string | readonly string[]>>;
   logger: Logger;
   /** 0 picks a free port (tests). */
   port: number;
   /** Default all IPv4 interfaces. */
   host?: string;
+  /** PEM certificate and key: the port then serves TLS (ALPN h2 + http/1.1) and sends HSTS. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
   /** Verifies bearer tokens for USER/ADMIN methods. Default: the kit verifier over auth's GetJwks. */
   verifier?: TokenVerifier;
   /** Issuer and audience for the default verifier; default `zero-auth` / `zero`. */
   tokenIssuer?: string;
   tokenAudience?: string;
+  /** The edge's cache of verified tokens; `false` verifies every request. */
+  tokenCache?: VerifiedTokenCacheOptions | false;
   /** REST bodies above this get 413; default 1 MiB. */
   maxBodyBytes?: number;
-  /** Deadline of upstream calls made for REST requests; default 30 s. */
+  /** Default deadline of upstream calls the client set none for; default 30 s. */
   upstreamTimeoutMs?: number;
+  /** Per-RPC default deadlines (first match wins), before `upstreamTimeoutMs`. */
+  routeTimeouts?: readonly RouteTimeoutRule[];
+  /** Rate limiting in Redis; absent = off. */
+  rateLimit?: { redisUrl: string; limits: RateLimitConfig; commandTimeoutMs?: number };
+  /** Absent or an empty allow-list: no CORS headers, preflights refused. */
+  cors?: CorsOptions;
+  /** CIDRs whose `X-Forwarded-For/Proto/Host` are believed. */
+  trustedProxies?: readonly string[];
+  /** Circuit breakers, retry budget, and the period of active health checks (default 5 s; 0 = none). */
+  resilience?: ResilienceOptions & { healthCheckIntervalMs?: number };
+  /** One log line per request; default true. */
+  accessLog?: boolean;
 }
 
 export interface Gateway {
   port: number;
-  /** `http://127.0.0.1:port` when bound to all interfaces. */
+  /** `http://127.0.0.1:port` (`https://` with TLS) when bound to all interfaces. */
   url: string;
   routes: RouteTable;
   /**
@@ -61,21 +101,56 @@ const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 const DEFAULT_UPSTREAM_TIMEOUT_MS = 30_000;
 // A caller-supplied request id is kept only when short and plain, so it is safe to log and forward.
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
+const PROCEDURE = /^\/([A-Za-z_][\w.]*)\/([A-Za-z_]\w*)$/;
 
 const tracer = trace.getTracer("@zero/gateway");
 
+/**
+ * The kit's client tracing for upstream calls, skipped when the request carries no trace context
+ * at all (no OpenTelemetry SDK in this process): there is nothing to continue or propagate then,
+ * and the span bookkeeping would be a few per cent of the gateway's work per request for nothing.
+ */
+const tracingWhenTraced: Interceptor = (next) => {
+  const traced = tracingClientInterceptor(next);
+  return (req) =>
+    isSpanContextValid(trace.getSpanContext(context.active()) ?? INVALID_SPAN_CONTEXT)
+      ? traced(req)
+      : next(req);
+};
+
+/** What a request addresses, once resolved: for rate limits, logs and metrics. */
+interface Operation {
+  /** `package.Service/Method`. */
+  readonly rpc: string;
+  /** For metrics and logs: the route template (`POST /v1/echo`) or the RPC name. */
+  readonly label: string;
+  readonly upstream: string | undefined;
+}
+
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const { logger } = opts;
+  const tls = opts.tls !== undefined;
+  const metrics = createGatewayMetrics();
+  const edgeCalls = createEdgeCalls();
   const routes = createRouteTable(opts.services);
   const upstreams = createUpstreams({
     services: opts.services,
     urls: opts.upstreamUrls,
-    interceptors: [tracingClientInterceptor],
+    interceptors: [tracingWhenTraced],
+    timeoutFor: createRouteTimeouts(opts.routeTimeouts ?? []),
+    defaultTimeoutMs: opts.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
+    edgeCallOf: edgeCalls.lookup,
+    observer: metrics,
+    ...opts.resilience,
   });
   for (const service of upstreams.unrouted) {
     logger.warn({ service: service.typeName }, "service not routed: its <NAME>_URL is not configured");
   }
-  const verifier = opts.verifier ?? defaultVerifier(opts, upstreams.byName("auth"));
+  const baseVerifier = opts.verifier ?? defaultVerifier(opts, upstreams.byName("auth"));
+  const verifier =
+    baseVerifier === undefined || opts.tokenCache === false
+      ? baseVerifier
+      : createVerifiedTokenCache(baseVerifier, opts.tokenCache);
   const access = createEdgeAccess({ verifier });
   const registry = createRegistry(...opts.services.map((s) => s.file));
   const rest = createRestHandler({
@@ -87,43 +162,152 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     registry,
   });
   const passthrough = createPassthrough({ upstreams, access });
-  const health = createUpstreamHealth({ upstreams, logger });
-  const metrics = createGatewayMetrics();
+  const health = createUpstreamHealth({
+    upstreams,
+    logger,
+    ...(opts.resilience?.healthCheckIntervalMs === undefined
+      ? {}
+      : { intervalMs: opts.resilience.healthCheckIntervalMs }),
+    onResult: (upstream, instance, serving) => metrics.health(upstream, instance, serving),
+  });
+  const clientAddresses = createClientAddressResolver(opts.trustedProxies ?? []);
+  const cors = opts.cors && opts.cors.allowedOrigins.length > 0 ? createCorsPolicy(opts.cors) : undefined;
+  const headers = securityHeaders({ tls });
+  const rateLimitPolicy = opts.rateLimit ? createRateLimitPolicy(opts.rateLimit.limits) : undefined;
+  const limiter: RateLimiter | undefined = opts.rateLimit
+    ? createRateLimiter({
+        redisUrl: opts.rateLimit.redisUrl,
+        logger,
+        ...(opts.rateLimit.commandTimeoutMs === undefined
+          ? {}
+          : { commandTimeoutMs: opts.rateLimit.commandTimeoutMs }),
+        onBackendChange: (backend) => metrics.rateLimitBackend(backend),
+      })
+    : undefined;
+  await limiter?.connected(2_000);
+  // The access line is built from fields that cannot hold secrets (no headers, bodies or query
+  // strings), so it skips the logger's redaction pass — a tenth of the gateway's own CPU per request.
+  const accessLogger = opts.accessLog === false ? undefined : logger.child({}, { redact: [] });
   let draining = false;
 
   /** The gateway's own endpoints; true when it answered. */
   const serveOperational = (exchange: Exchange): boolean => {
     const method = exchange.req.method;
     if (method !== "GET" && method !== "HEAD") return false;
-    switch (exchange.path) {
-      case "/healthz":
-        sendJson(exchange, 200, { status: "ok" });
-        return true;
-      case "/readyz":
-        sendJson(exchange, draining ? 503 : 200, { status: draining ? "shutting_down" : "ready" });
-        return true;
-      case "/health":
-        void health
-          .check()
-          .then((report) => sendJson(exchange, report.status === "SERVING" ? 200 : 503, report));
-        return true;
-      case "/metrics":
-        metrics.registry.metrics().then(
-          (text) => {
-            exchange.res.writeHead(200, { "content-type": metrics.registry.contentType });
-            exchange.res.end(text);
-          },
-          (error: unknown) => {
-            logger.error({ err: error }, "collecting metrics failed");
-            sendJson(exchange, 500, {
-              error: { code: 500, status: "INTERNAL", message: "collecting metrics failed", details: [] },
-            });
-          },
-        );
-        return true;
-      default:
-        return false;
+    const path = exchange.path;
+    if (path === "/healthz") {
+      sendJson(exchange, 200, { status: "ok" });
+      return true;
     }
+    if (path === "/readyz" || path === "/health/ready") {
+      // Whether this gateway should get traffic: it should unless it is shutting down. A service
+      // being down is answered per request (503 for its routes), not by taking the edge away.
+      sendJson(exchange, draining ? 503 : 200, { status: draining ? "shutting_down" : "ready" });
+      return true;
+    }
+    if (path === "/health") {
+      void health
+        .check()
+        .then((report) => sendJson(exchange, report.status === "SERVING" ? 200 : 503, report));
+      return true;
+    }
+    if (path.startsWith("/health/")) {
+      const name = path.slice("/health/".length);
+      void health.checkService(name).then((report) => {
+        if (report === undefined) {
+          sendHttpError(exchange, new DomainError("not_found", `no upstream service is named "${name}"`));
+          return;
+        }
+        sendJson(exchange, report.status === "SERVING" ? 200 : 503, { service: name, ...report });
+      });
+      return true;
+    }
+    if (path === "/metrics") {
+      metrics.registry.metrics().then(
+        (text) => {
+          exchange.res.writeHead(200, { "content-type": metrics.registry.contentType });
+          exchange.res.end(text);
+        },
+        (error: unknown) => {
+          logger.error({ err: error }, "collecting metrics failed");
+          sendJson(exchange, 500, {
+            error: { code: 500, status: "INTERNAL", message: "collecting metrics failed", details: [] },
+          });
+        },
+      );
+      return true;
+    }
+    return false;
+  };
+
+  /** The RPC a request addresses (REST route or RPC path); undefined when it matches none. */
+  const operationOf = (
+    protocol: RpcProtocol | undefined,
+    method: string,
+    path: string,
+  ): Operation | undefined => {
+    let serviceName: string;
+    let methodName: string;
+    let label: string | undefined;
+    if (protocol) {
+      const match = PROCEDURE.exec(path);
+      if (!match) return undefined;
+      serviceName = match[1] as string;
+      methodName = match[2] as string;
+    } else {
+      let lookup;
+      try {
+        lookup = routes.lookup(method, path);
+      } catch {
+        return undefined; // malformed path: the REST handler answers it
+      }
+      if (lookup.kind !== "found") return undefined;
+      serviceName = lookup.route.service.typeName;
+      methodName = lookup.route.method.name;
+      label = `${lookup.route.httpMethod} ${lookup.route.template.source}`;
+    }
+    const resolved = upstreams.resolve(serviceName, methodName);
+    if (!resolved) return undefined;
+    const rpc = `${serviceName}/${methodName}`;
+    return { rpc, label: label ?? rpc, upstream: resolved.upstream.name };
+  };
+
+  /** Charges the request to its rate-limit buckets; answers 429 itself and returns false when refused. */
+  const admit = async (
+    exchange: Exchange,
+    protocol: RpcProtocol | undefined,
+    operation: Operation | undefined,
+    clientIp: string,
+  ): Promise<boolean> => {
+    if (!limiter || !rateLimitPolicy) return true;
+    const subject = rateLimitPolicy.hasUserOverrides
+      ? (await access.identify(requestHeader(exchange.req, "authorization")))?.subject
+      : undefined;
+    const decision = await limiter.check(rateLimitPolicy.bucketsFor(operation?.rpc, clientIp, subject));
+    const { res } = exchange;
+    // draft-ietf-httpapi-ratelimit-headers-06: quota, what is left, seconds until it is full again.
+    res.setHeader("ratelimit-limit", decision.limit);
+    res.setHeader("ratelimit-remaining", decision.remaining);
+    res.setHeader("ratelimit-reset", Math.ceil(decision.resetMs / 1000));
+    res.setHeader("ratelimit-policy", `${decision.limit};w=${Math.round(decision.periodMs / 1000)}`);
+    if (decision.allowed) return true;
+
+    const retryAfter = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+    res.setHeader("retry-after", retryAfter);
+    const error = new DomainError(
+      "resource_exhausted",
+      `too many requests: the limit is ${decision.limit} per ${Math.round(decision.periodMs / 1000)} s; retry after ${retryAfter} s`,
+      { reason: "RATE_LIMITED" },
+    );
+    discardRequestBody(exchange.req);
+    if (protocol) {
+      const contentType = requestHeader(exchange.req, "content-type") ?? "application/grpc";
+      sendRpcError(exchange, protocol, asConnectError(error).error, contentType);
+    } else {
+      sendHttpError(exchange, error);
+    }
+    metrics.rateLimited(operation?.rpc ?? "unmatched");
+    return false;
   };
 
   const onRequest = (req: GatewayRequest, res: GatewayResponse): void => {
@@ -132,24 +316,98 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const q = rawUrl.indexOf("?");
     const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
     const query = q < 0 ? "" : rawUrl.slice(q + 1);
-    const incomingId = requestHeader(req, "x-request-id");
+    const header = (name: string): string | undefined => requestHeader(req, name);
+    const incomingId = header("x-request-id");
     const requestId = incomingId !== undefined && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
+    const client = clientAddresses.resolve(req.socket.remoteAddress, header, tls);
+    const method = req.method ?? "GET";
+
+    for (const [name, value] of path.startsWith("/docs") ? headers.common : headers.api) {
+      res.setHeader(name, value);
+    }
+    const origin = header("origin");
+    if (cors && origin !== undefined) {
+      for (const [name, value] of cors.responseHeaders(origin)) res.setHeader(name, value);
+    }
 
     const aborted = new AbortController();
     res.once("close", () => {
       if (!res.writableFinished) aborted.abort(new Error("the client went away"));
     });
-    const exchange: Exchange = { req, res, path, query, requestId, signal: aborted.signal, logger };
+    const exchange: Exchange = {
+      req,
+      res,
+      path,
+      query,
+      requestId,
+      signal: aborted.signal,
+      logger,
+    };
+
+    const finish = (label: string, operation: Operation | undefined, protocol: string): void => {
+      const status = res.statusCode;
+      const seconds = (performance.now() - startedAt) / 1000;
+      metrics.observe({ protocol, route: label, status }, seconds);
+      if (accessLogger) {
+        // Never bodies, headers or query strings: they carry tokens and personal data.
+        accessLogger.info(
+          {
+            method,
+            route: label,
+            status,
+            duration_ms: Math.round(seconds * 1e6) / 1e3,
+            request_id: requestId,
+            upstream: operation?.upstream,
+            client_ip: client.ip,
+            protocol,
+          },
+          "request",
+        );
+      }
+    };
+
+    const preflight = cors?.preflight(method, header);
+    if (preflight !== undefined || (method === "OPTIONS" && header("access-control-request-method"))) {
+      discardRequestBody(req);
+      if (preflight?.allowed) {
+        res.writeHead(204, preflight.headers);
+        res.end();
+      } else {
+        const reason =
+          preflight?.allowed === false
+            ? preflight.reason
+            : "cross-origin requests are not enabled on this gateway";
+        sendHttpError(exchange, new DomainError("permission_denied", reason, { reason: "CORS_NOT_ALLOWED" }));
+      }
+      finish("preflight", undefined, "rest");
+      return;
+    }
     if (serveOperational(exchange)) return;
 
+    // What services are told about the client, replacing whatever the client claimed (pass-through
+    // copies request headers as they are).
+    req.headers["x-forwarded-for"] = client.ip;
+    req.headers["x-forwarded-proto"] = client.proto;
+    if (client.host !== undefined) req.headers["x-forwarded-host"] = client.host;
+    delete req.headers.forwarded;
+    delete req.headers["x-real-ip"];
+    edgeCalls.register(aborted.signal, {
+      clientTimeoutMs: clientTimeoutMs(header),
+      clientIp: client.ip,
+      proto: client.proto,
+      host: client.host,
+      safeHttpMethod: method === "GET" || method === "HEAD",
+    });
+
     const protocol = passthrough.protocolOf(req, path, query);
-    const parent = extractTraceContext((key) => requestHeader(req, key));
+    const operation = operationOf(protocol, method, path);
+    const parent = extractTraceContext(header);
     const span = tracer.startSpan(
-      protocol ? path.slice(1) : `${req.method ?? "GET"}`,
+      protocol ? path.slice(1) : method,
       {
         kind: SpanKind.SERVER,
         attributes: {
-          "http.request.method": req.method ?? "GET",
+          "http.request.method": method,
           "url.path": path,
           "network.protocol.version": req.httpVersion,
           "zero.gateway.protocol": protocol ?? "rest",
@@ -159,10 +417,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     );
     const ctx = trace.setSpan(parent, span).setValue(requestIdContextKey, requestId);
 
-    const handled = context.with(ctx, () =>
-      protocol ? passthrough.handle(exchange, protocol) : rest(exchange),
-    );
-    handled
+    const handle = async (): Promise<string> => {
+      if (!(await admit(exchange, protocol, operation, client.ip))) return operation?.label ?? "unmatched";
+      return context.with(ctx, () => (protocol ? passthrough.handle(exchange, protocol) : rest(exchange)));
+    };
+
+    handle()
       .catch((error: unknown) => {
         // Handlers answer their own errors; reaching here is a bug. Answer 500 rather than hang.
         logger.error({ err: error, path }, "unhandled error in the gateway");
@@ -182,28 +442,37 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         span.setAttribute("http.response.status_code", status);
         if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
         span.end();
-        metrics.observe(
-          { protocol: protocol ?? "rest", route: label, status },
-          (performance.now() - startedAt) / 1000,
-        );
+        finish(label, operation, protocol ?? "rest");
       })
       .catch((error: unknown) => logger.error({ err: error }, "recording a request failed"));
   };
 
-  // One port, two protocols, like every Zero service.
-  const listener = await startListener({
-    name: "gateway",
-    ...(opts.host === undefined ? {} : { host: opts.host }),
-    port: opts.port,
-    logger,
-    onRequest,
-  });
+  // One port, two protocols, like every Zero service (TLS with ALPN when configured).
+  let listener: Awaited<ReturnType<typeof startListener>>;
+  try {
+    listener = await startListener({
+      name: "gateway",
+      ...(opts.host === undefined ? {} : { host: opts.host }),
+      port: opts.port,
+      logger,
+      onRequest,
+      ...(opts.tls === undefined ? {} : { tls: opts.tls }),
+    });
+  } catch (error) {
+    // Not listening (port taken, bad certificate): release what was opened so far.
+    health.stop();
+    upstreams.close();
+    await limiter?.close();
+    throw error;
+  }
   const url = listener.url;
   logger.info(
     {
       url,
       routes: routes.routes.length,
-      upstreams: Object.fromEntries(upstreams.list.map((u) => [u.name, u.url])),
+      upstreams: Object.fromEntries(upstreams.list.map((u: Upstream) => [u.name, u.url])),
+      rate_limit: opts.rateLimit ? "redis" : "off",
+      tls,
     },
     "gateway listening",
   );
@@ -212,7 +481,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     logger.info({ deadline_ms: deadlineMs }, "gateway draining");
     draining = true;
     await listener.drain(deadlineMs);
+    health.stop();
     upstreams.close();
+    await limiter?.close();
     logger.info("gateway stopped");
   };
 
@@ -231,10 +502,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 type JwksFetcher = Parameters<typeof createTokenVerifier>[0]["getJwks"];
 
 /** The kit verifier fed by auth's GetJwks through the gateway's own connection to auth. */
-function defaultVerifier(
-  opts: GatewayOptions,
-  auth: ReturnType<ReturnType<typeof createUpstreams>["byName"]>,
-): TokenVerifier | undefined {
+function defaultVerifier(opts: GatewayOptions, auth: Upstream | undefined): TokenVerifier | undefined {
   if (!auth) return undefined;
   const client = createClient(AuthService, auth.transport);
   const getJwks: JwksFetcher = async () => {

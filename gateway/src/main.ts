@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { createLifecycle } from "@zero/kit/lifecycle";
 import { createLogger } from "@zero/kit/log";
 import { startTelemetry } from "@zero/kit/telemetry";
@@ -19,10 +20,20 @@ const gateway = await startGateway({
   logger,
   host: config.host,
   port: config.port,
+  ...(config.tls === undefined
+    ? {}
+    : { tls: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } }),
   tokenIssuer: config.authIssuer,
   tokenAudience: config.authAudience,
+  tokenCache: config.tokenCache,
   maxBodyBytes: config.maxBodyBytes,
   upstreamTimeoutMs: config.upstreamTimeoutMs,
+  routeTimeouts: config.routeTimeouts,
+  ...(config.rateLimit === undefined ? {} : { rateLimit: config.rateLimit }),
+  cors: config.cors,
+  trustedProxies: config.trustedProxies,
+  resilience: config.resilience,
+  accessLog: config.accessLog,
 });
 // Less than the lifecycle's 10 s, so the closers after it still get their turn.
 lifecycle.defer("gateway", () => gateway.close(8_000));

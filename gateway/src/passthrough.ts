@@ -6,6 +6,7 @@ import { injectTraceHeaders } from "@zero/kit/tracing";
 import { asConnectError } from "./error-body.js";
 import type { EdgeAccess } from "./edge-access.js";
 import { requestHeader, type Exchange, type GatewayRequest } from "./http-exchange.js";
+import { binaryContentType, createBase64Decoder, textContentType } from "./grpc-web-text.js";
 import { discardRequestBody } from "./request-body.js";
 import { sendRpcError, type RpcProtocol } from "./rpc-error-response.js";
 import { upstreamFailure, type Upstream, type Upstreams } from "./upstreams.js";
@@ -14,7 +15,9 @@ import { upstreamFailure, type Upstream, type Upstreams } from "./upstreams.js";
 // reads only the path and headers (to route and to apply the method's access policy) and streams
 // both bodies through, copying headers and trailers. It never decodes a message, so every
 // protocol feature (streaming, compression, deadlines in grpc-timeout / connect-timeout-ms)
-// works as it does against the service directly.
+// works as it does against the service directly. The one translation: gRPC-Web text mode
+// (base64), which the services do not speak, becomes binary gRPC-Web on the way up and base64
+// again on the way down (grpc-web-text.ts).
 
 export interface Passthrough {
   /** The protocol of a request addressed to `/<package.Service>/<Method>`, or undefined for REST. */
@@ -142,6 +145,13 @@ function forwardedHeaders(
   }
   // gRPC servers require it; the HTTP/2 client accepts no other value.
   if (protocol === "grpc") headers.te = "trailers";
+  // Services speak binary gRPC-Web only: the gateway decodes the base64 body on the way.
+  if (protocol === "grpc-web-text") {
+    headers["content-type"] = binaryContentType(
+      String(headers["content-type"] ?? "application/grpc-web-text"),
+    );
+    delete headers["content-length"];
+  }
   headers["x-request-id"] = requestId;
   // The service's span becomes a child of the gateway's span for this request.
   injectTraceHeaders((key, value) => (headers[key] = value));
@@ -174,8 +184,29 @@ function pipeCall(
     };
     exchange.signal.addEventListener("abort", onClientGone, { once: true });
 
-    req.pipe(upstreamStream);
     req.on("error", onClientGone);
+    if (protocol === "grpc-web-text") {
+      const decoder = createBase64Decoder();
+      decoder.on("error", (error) => {
+        if (settled) return;
+        exchange.logger.debug({ err: error }, "grpc-web-text request body is not base64");
+        if (!upstreamStream.destroyed) upstreamStream.close(http2.constants.NGHTTP2_CANCEL);
+        if (!res.headersSent) {
+          sendRpcError(
+            exchange,
+            protocol,
+            new ConnectError(error.message, Code.InvalidArgument),
+            contentType,
+          );
+        } else {
+          res.destroy();
+        }
+        settle();
+      });
+      req.pipe(decoder).pipe(upstreamStream);
+    } else {
+      req.pipe(upstreamStream);
+    }
 
     upstreamStream.on("response", (headers, flags) => {
       if (settled) return;
@@ -186,6 +217,12 @@ function pipeCall(
         outgoing[key] = value;
       }
       outgoing["x-request-id"] = exchange.requestId;
+      if (protocol === "grpc-web-text") {
+        // Re-encoded below: the length changes, and the caller asked for text.
+        delete outgoing["content-length"];
+        const type = outgoing["content-type"];
+        if (typeof type === "string") outgoing["content-type"] = textContentType(type);
+      }
       // A trailers-only gRPC response (the upstream refused the call) must stay trailers-only.
       const endStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
       if (endStream && "stream" in res) {
@@ -203,7 +240,8 @@ function pipeCall(
     upstreamStream.on("data", (chunk: Buffer) => {
       upstream.sessions.notifyResponseByteRead(upstreamStream);
       const out = res as Writable;
-      if (!out.write(chunk)) {
+      const data = protocol === "grpc-web-text" ? chunk.toString("base64") : chunk;
+      if (!out.write(data)) {
         upstreamStream.pause();
         out.once("drain", () => upstreamStream.resume());
       }

@@ -1,15 +1,19 @@
-import type { DescMethodStreaming, DescMethodUnary, JsonValue, Registry } from "@bufbuild/protobuf";
+import type { DescMethodStreaming, DescMethodUnary, JsonValue, Message, Registry } from "@bufbuild/protobuf";
+import { isReflectMessage, reflect } from "@bufbuild/protobuf/reflect";
+import { FieldMaskSchema, type FieldMask } from "@bufbuild/protobuf/wkt";
 import type { Writable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { StreamResponse } from "@connectrpc/connect";
 import { createAsyncIterable } from "@connectrpc/connect/protocol";
 import { DomainError, invalidArguments } from "@zero/kit/errors";
+import { createApiDocs, type ApiDocs } from "./docs-page.js";
 import { asConnectError, httpErrorBody } from "./error-body.js";
 import type { EdgeAccess } from "./edge-access.js";
 import { requestHeader, sendHttpError, sendJson, type Exchange } from "./http-exchange.js";
 import { PathDecodeError, type PathBindings } from "./path-template.js";
 import { discardRequestBody, readRequestBody } from "./request-body.js";
-import { findMissingRequiredFields } from "./required-fields.js";
+import { MAX_JSON_DEPTH, jsonNestingDepth } from "./json-depth.js";
+import { findMissingRequiredFields, type PartialUpdate } from "./required-fields.js";
 import type { Route, RouteTable } from "./route-table.js";
 import { transcodeRequest, transcodeResponse } from "./transcode.js";
 import { upstreamFailure, type Upstreams } from "./upstreams.js";
@@ -24,6 +28,8 @@ export interface RestHandlerOptions {
   readonly timeoutMs: number;
   /** Resolves `google.protobuf.Any` in JSON bodies. */
   readonly registry?: Registry;
+  /** `/openapi.json` and `/docs`; default: built from `routes` at start-up. */
+  readonly apiDocs?: ApiDocs;
 }
 
 /** Serves one REST request; resolves with the matched route's label (`POST /v1/echo`) for metrics. */
@@ -32,9 +38,13 @@ export type RestHandler = (exchange: Exchange) => Promise<string>;
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 export function createRestHandler(opts: RestHandlerOptions): RestHandler {
+  // The API's description is served beside the API, from the same route table.
+  const apiDocs = opts.apiDocs ?? createApiDocs({ routes: opts.routes.routes });
   return async (exchange) => {
     const { req } = exchange;
     const httpMethod = req.method ?? "GET";
+    const docs = apiDocs.serve(exchange);
+    if (docs !== undefined) return docs;
 
     let lookup;
     try {
@@ -95,7 +105,7 @@ async function serve(
     { bindings, query: new URLSearchParams(exchange.query), body },
     opts.registry,
   );
-  const missing = findMissingRequiredFields(route.method.input, message);
+  const missing = findMissingRequiredFields(route.method.input, message, partialUpdateOf(route, message));
   if (missing.length > 0) throw invalidArguments(missing);
 
   const resolved = opts.upstreams.resolve(route.service.typeName, route.method.name);
@@ -141,10 +151,34 @@ async function serve(
   }
 }
 
+/** The mask of a field-mask PATCH (given, or filled from the body by transcodeRequest). */
+function partialUpdateOf(route: Route, message: Message): PartialUpdate | undefined {
+  const { updateMaskField, bodyField } = route;
+  if (!updateMaskField || !bodyField) return undefined;
+  const mask = reflect(route.method.input, message).get(updateMaskField);
+  if (!isReflectMessage(mask, FieldMaskSchema)) return undefined;
+  return { field: bodyField, mask: (mask.message as FieldMask).paths };
+}
+
 type JsonBody =
   { readonly kind: "json"; readonly json: JsonValue | undefined } | { readonly kind: "answered" };
 
 /** Parses the body a route takes; answers the 413/415 itself (kind "answered") when it cannot. */
+const HTTP_BODY = "google.api.HttpBody";
+
+/**
+ * A body field of type `google.api.HttpBody` takes the request's bytes as they came, whatever their
+ * content type: a provider's webhook is verified by a signature over the exact bytes, which
+ * parsing and re-serialising JSON would change. (HttpBody's JSON form carries them as base64.)
+ */
+function rawBody(bytes: Uint8Array, req: Exchange["req"]): JsonBody {
+  const httpBody = {
+    contentType: requestHeader(req, "content-type") ?? "application/octet-stream",
+    data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64"),
+  };
+  return { kind: "json", json: httpBody };
+}
+
 async function readJsonBody(exchange: Exchange, route: Route, limit: number): Promise<JsonBody> {
   const { req } = exchange;
   // Always read (an absent body ends at once): HTTP/2 requests need not declare a body in a header.
@@ -165,6 +199,8 @@ async function readJsonBody(exchange: Exchange, route: Route, limit: number): Pr
   }
   if (result.bytes.length === 0) return { kind: "json", json: undefined };
 
+  const bodyType = route.body === "*" ? route.method.input : route.bodyField?.message;
+  if (bodyType?.typeName === HTTP_BODY) return rawBody(result.bytes, req);
   if (route.body === "") {
     throw new DomainError(
       "invalid_argument",
@@ -192,6 +228,14 @@ async function readJsonBody(exchange: Exchange, route: Route, limit: number): Pr
     text = utf8.decode(result.bytes);
   } catch {
     throw new DomainError("invalid_argument", "the request body is not valid UTF-8");
+  }
+  const depth = jsonNestingDepth(text, MAX_JSON_DEPTH);
+  if (depth > MAX_JSON_DEPTH) {
+    throw new DomainError(
+      "invalid_argument",
+      `the request body nests objects and arrays deeper than ${MAX_JSON_DEPTH} levels`,
+      { reason: "JSON_TOO_DEEP" },
+    );
   }
   try {
     return { kind: "json", json: JSON.parse(text) as JsonValue };
@@ -248,7 +292,14 @@ async function streamResponse(
 // What a REST caller's request tells the service beyond the message: who (token), which request
 // (id, for logs), whether it is a retry (idempotency key), and from where (client address and
 // agent, for sessions and audit). Nothing else crosses: no cookies, no hop-by-hop headers.
-const FORWARDED_HEADERS = ["idempotency-key", "user-agent"] as const;
+// `webhook-*` (Standard Webhooks: id, timestamp, signature) authenticate raw-body callbacks.
+const FORWARDED_HEADERS = [
+  "idempotency-key",
+  "user-agent",
+  "webhook-id",
+  "webhook-timestamp",
+  "webhook-signature",
+] as const;
 
 function upstreamHeaders(exchange: Exchange, authorization: string | undefined): Headers {
   const headers = new Headers({ "x-request-id": exchange.requestId });
@@ -257,6 +308,8 @@ function upstreamHeaders(exchange: Exchange, authorization: string | undefined):
     const value = requestHeader(exchange.req, name);
     if (value !== undefined) headers.set(name, value);
   }
+  // The peer's address; the edge's upstream transport replaces it with the client address its
+  // trusted-proxy logic computed (edge/client-address.ts), when it knows the call.
   const client = exchange.req.socket.remoteAddress;
   if (client !== undefined) headers.set("x-forwarded-for", client);
   return headers;

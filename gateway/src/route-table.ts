@@ -28,6 +28,13 @@ export interface Route {
   readonly pathFields: ReadonlyMap<string, readonly DescField[]>;
   /** `(zero.options.v1.creates_resource)`: answer 201 instead of 200. */
   readonly createsResource: boolean;
+  /**
+   * A PATCH whose body is one message field and whose request has one top-level
+   * `google.protobuf.FieldMask` field (AIP-134's `update_mask`): when the client sends no mask,
+   * the gateway fills it from the fields present in the body, and REQUIRED fields of the body
+   * are checked only where the mask covers them (a partial update need not resend them).
+   */
+  readonly updateMaskField: DescField | undefined;
 }
 
 export type RouteLookup =
@@ -137,6 +144,14 @@ function routeFromRule(service: DescService, method: DescMethod, rule: HttpRule)
     }
   }
 
+  const maskFields = method.input.fields.filter(
+    (f) => f.fieldKind === "message" && f.message.typeName === "google.protobuf.FieldMask",
+  );
+  const updateMaskField =
+    httpMethod === "PATCH" && bodyField?.fieldKind === "message" && maskFields.length === 1
+      ? maskFields[0]
+      : undefined;
+
   return {
     httpMethod,
     template,
@@ -147,6 +162,7 @@ function routeFromRule(service: DescService, method: DescMethod, rule: HttpRule)
     responseBodyField,
     pathFields,
     createsResource: getOption(method, creates_resource),
+    updateMaskField,
   };
 }
 

@@ -1,6 +1,7 @@
-import { fromJson, mergeFromJson, toJson } from "@bufbuild/protobuf";
+import { create, fromJson, mergeFromJson, toJson } from "@bufbuild/protobuf";
 import type { DescField, DescMessage, JsonObject, JsonValue, Message, Registry } from "@bufbuild/protobuf";
-import { isFieldError, reflect } from "@bufbuild/protobuf/reflect";
+import { isFieldError, protoCamelCase, reflect } from "@bufbuild/protobuf/reflect";
+import { FieldMaskSchema } from "@bufbuild/protobuf/wkt";
 import { ScalarType } from "@bufbuild/protobuf";
 import { DomainError, invalidArguments, type FieldViolation } from "@zero/kit/errors";
 import type { PathBindings } from "./path-template.js";
@@ -20,8 +21,14 @@ export interface RestRequest {
   readonly body: JsonValue | undefined;
 }
 
-/** Bounds nesting for both protobuf-es and our own walk over untrusted JSON. */
+/** Bounds our own walks over untrusted JSON (the body's depth is already limited when read). */
 const recursionLimit = 64;
+/**
+ * protobuf-es's limit counts messages, and each level of a JSON array or object inside a
+ * `google.protobuf.Value` is two of them (Value → ListValue/Struct): room for a body nested as
+ * deep as the gateway accepts.
+ */
+const messageRecursionLimit = 2 * recursionLimit + 8;
 
 /**
  * Builds the request message for a route. Throws DomainError `invalid_argument` whose field
@@ -29,7 +36,7 @@ const recursionLimit = 64;
  */
 export function transcodeRequest(route: Route, request: RestRequest, registry?: Registry): Message {
   const input = route.method.input;
-  const readOptions = { ignoreUnknownFields: false, recursionLimit, registry };
+  const readOptions = { ignoreUnknownFields: false, recursionLimit: messageRecursionLimit, registry };
   const violations: FieldViolation[] = [];
 
   // 1. The body.
@@ -83,18 +90,39 @@ export function transcodeRequest(route: Route, request: RestRequest, registry?: 
 
   // 3. Query parameters: every field not bound by the path or the body.
   const params = groupQuery(request.query);
+  let maskFromQuery = false;
   for (const [name, values] of params) {
     const resolved = resolveQueryField(route, name, values.length);
     if ("violation" in resolved) {
       violations.push({ field: name, description: resolved.violation });
       continue;
     }
+    const leaf = resolved.chain[resolved.chain.length - 1]!;
+    if (leaf === route.updateMaskField) maskFromQuery = true;
     try {
-      const leaf = resolved.chain[resolved.chain.length - 1]!;
-      mergeFromJson(input, message, nestJson(resolved.chain, leafJson(leaf, values)), readOptions);
+      const json =
+        resolved.mapKey === undefined
+          ? leafJson(leaf, values)
+          : { [resolved.mapKey]: mapValueJson(leaf, values[0] ?? "") };
+      mergeFromJson(input, message, nestJson(resolved.chain, json), readOptions);
     } catch (e) {
       violations.push({ field: name, description: `invalid value: ${jsonErrorText(e)}` });
     }
+  }
+
+  // 4. PATCH without a mask: the mask is every field the body sent (AIP-134, as grpc-gateway does).
+  if (
+    route.updateMaskField &&
+    route.bodyField?.fieldKind === "message" &&
+    !maskFromQuery &&
+    isJsonObject(request.body)
+  ) {
+    const paths: string[] = [];
+    collectMaskPaths(route.bodyField.message, request.body, "", paths, 0);
+    reflect(input, message).set(
+      route.updateMaskField,
+      reflect(FieldMaskSchema, create(FieldMaskSchema, { paths })),
+    );
   }
   if (violations.length > 0) throw invalidArguments(violations);
   return message;
@@ -126,7 +154,10 @@ function groupQuery(query: URLSearchParams): Map<string, string[]> {
   return grouped;
 }
 
-type QueryTarget = { chain: DescField[] } | { violation: string };
+type QueryTarget = { chain: DescField[]; mapKey?: string } | { violation: string };
+
+// `labels[lang]` (a map entry) or a plain field name.
+const mapEntryParam = /^([A-Za-z_][A-Za-z0-9_]*)\[([^\]]*)\]$/;
 
 function resolveQueryField(route: Route, name: string, count: number): QueryTarget {
   if (route.body === "*")
@@ -134,7 +165,9 @@ function resolveQueryField(route: Route, name: string, count: number): QueryTarg
   const parts = name.split(".");
   const chain: DescField[] = [];
   let message: DescMessage = route.method.input;
-  for (const [i, part] of parts.entries()) {
+  for (const [i, rawPart] of parts.entries()) {
+    const entry = mapEntryParam.exec(rawPart);
+    const part = entry ? entry[1]! : rawPart;
     const field = fieldByJsonKey(message, part);
     if (!field) return { violation: "unknown query parameter" };
     chain.push(field);
@@ -143,7 +176,15 @@ function resolveQueryField(route: Route, name: string, count: number): QueryTarg
       return { violation: "this field is taken from the request body" };
     if (route.pathFields.has(dotted)) return { violation: "this field is taken from the URL path" };
     const last = i === parts.length - 1;
-    if (field.fieldKind === "map") return { violation: "map fields cannot be set from query parameters" };
+    if (field.fieldKind === "map") {
+      if (!entry || !last) return { violation: `a map field is set one entry at a time: ${part}[key]=value` };
+      if (field.mapKind === "message" && !hasScalarJson(field.message)) {
+        return { violation: "map fields with message values cannot be set from query parameters" };
+      }
+      if (count > 1) return { violation: `given ${count} times but a map key takes one value` };
+      return { chain, mapKey: entry[2]! };
+    }
+    if (entry) return { violation: `${part} is not a map field` };
     if (field.fieldKind === "list") {
       if (!last) return { violation: "repeated fields have no sub-fields in query parameters" };
       if (field.listKind === "message" && !hasScalarJson(field.message)) {
@@ -164,6 +205,19 @@ function resolveQueryField(route: Route, name: string, count: number): QueryTarg
     if (!last) return { violation: "unknown query parameter" };
   }
   return { chain };
+}
+
+/** The JSON form of one map value given as a query string. */
+function mapValueJson(field: DescField, value: string): JsonValue {
+  if (field.fieldKind !== "map") return value;
+  switch (field.mapKind) {
+    case "enum":
+      return /^-?\d+$/.test(value) ? Number(value) : value;
+    case "scalar":
+      return scalarJson(field.scalar, value);
+    case "message":
+      return wktJson(field.message, value);
+  }
 }
 
 /** Converts the raw string(s) of a path variable or query parameter to the field's JSON form. */
@@ -231,8 +285,45 @@ function hasSpecialJson(message: DescMessage): boolean {
 }
 
 function wktJson(message: DescMessage, value: string): JsonValue {
+  // proto3 JSON spells mask paths in lowerCamelCase; a query may use the proto names too
+  // (`update_mask=publish_time`), as grpc-gateway clients do.
+  if (message.typeName === "google.protobuf.FieldMask") {
+    return value
+      .split(",")
+      .map((path) => path.split(".").map(protoCamelCase).join("."))
+      .join(",");
+  }
   const wrapped = wrapperScalar[message.typeName];
   return wrapped === undefined ? value : scalarJson(wrapped, value);
+}
+
+/**
+ * The field-mask paths of a PATCH body (proto names): every field present, nested messages
+ * expanded to their leaves (`shelf.id`), an empty object kept whole (`shelf` = clear it).
+ */
+function collectMaskPaths(
+  desc: DescMessage,
+  json: JsonObject,
+  prefix: string,
+  out: string[],
+  depth: number,
+): void {
+  for (const [key, value] of Object.entries(json)) {
+    const field = fieldByJsonKey(desc, key);
+    if (!field) continue;
+    const path = prefix + field.name;
+    if (
+      depth < recursionLimit &&
+      field.fieldKind === "message" &&
+      !hasSpecialJson(field.message) &&
+      isJsonObject(value) &&
+      Object.keys(value).length > 0
+    ) {
+      collectMaskPaths(field.message, value, path + ".", out, depth + 1);
+    } else {
+      out.push(path);
+    }
+  }
 }
 
 function nestJson(chain: readonly DescField[], leaf: JsonValue): JsonObject {

@@ -3,19 +3,30 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Interceptor, Transport } from "@connectrpc/connect";
 import { Http2SessionManager, createConnectTransport } from "@connectrpc/connect-node";
 import { upstreamNameOf } from "./config.js";
+import { createBalancedSessions, type UpstreamSessions } from "./edge/balanced-sessions.js";
+import { createBalancedTransport, type UpstreamObserver } from "./edge/balanced-transport.js";
+import { createCircuitBreaker, type CircuitState } from "./edge/circuit-breaker.js";
+import type { EdgeCallLookup } from "./edge/edge-call.js";
+import { createRetryBudget } from "./edge/retry-budget.js";
+import { createUpstreamPool, type UpstreamInstance } from "./edge/upstream-pool.js";
 
-/** A service process the gateway forwards to: one long-lived HTTP/2 connection, shared by all calls. */
+export type { UpstreamInstance } from "./edge/upstream-pool.js";
+
+/**
+ * A service the gateway forwards to, as one or more processes (instances). Each instance has one
+ * long-lived HTTP/2 connection shared by all calls; the two faces below spread calls over the
+ * instances, skip unhealthy ones and stop sending to a failing one (circuit breaker).
+ */
 export interface Upstream {
   /** `auth` for `zero.auth.v1`. */
   readonly name: string;
+  /** The configured instance URLs, comma-separated (for logs). */
   readonly url: string;
   readonly services: readonly DescService[];
-  /**
-   * The HTTP/2 connection. Pass-through streams and the REST transport share it, so a busy
-   * gateway holds exactly one session per upstream and never pays a handshake per request.
-   */
-  readonly sessions: Http2SessionManager;
-  /** Connect + binary over that connection, for calls the gateway makes itself (REST, health, JWKS). */
+  readonly instances: readonly UpstreamInstance[];
+  /** For pass-through: opens an HTTP/2 stream on a chosen instance. */
+  readonly sessions: UpstreamSessions;
+  /** Connect + binary, for calls the gateway makes itself (REST, JWKS): balanced, deadlines, retries. */
   readonly transport: Transport;
 }
 
@@ -36,46 +47,85 @@ export interface Upstreams {
   close(): void;
 }
 
-export interface UpstreamsOptions {
+export interface ResilienceOptions {
+  /** Consecutive failures that open an instance's circuit; default 5. */
+  readonly breakerFailureThreshold?: number;
+  /** How long a circuit stays open before a probe; default 5 s. */
+  readonly breakerOpenMs?: number;
+  /** Retries allowed as a share of requests (default 0.2) plus a floor per second (default 10). */
+  readonly retryRatio?: number;
+  readonly retryMinPerSecond?: number;
+}
+
+export interface UpstreamsOptions extends ResilienceOptions {
   readonly services: readonly DescService[];
-  /** Upstream name → base URL (`http://host:port`), from config. */
-  readonly urls: Readonly<Record<string, string>>;
+  /** Upstream name → base URL(s): `http://host:port`, a comma-separated list, or an array. */
+  readonly urls: Readonly<Record<string, string | readonly string[]>>;
   /** Applied to the gateway's own calls (REST, health, JWKS): the kit's client tracing, … */
   readonly interceptors?: Interceptor[];
+  /** The configured deadline of an RPC (`package.Service/Method`) when the client gave none. */
+  readonly timeoutFor: (rpc: string) => number | undefined;
+  /** The deadline of calls without a client deadline or a route rule. */
+  readonly defaultTimeoutMs: number;
+  /** Per-request edge facts (client deadline, client address) filed under the request's signal. */
+  readonly edgeCallOf?: EdgeCallLookup;
+  readonly observer?: UpstreamObserver & {
+    circuit(upstream: string, instance: string, state: CircuitState): void;
+  };
 }
 
 export function createUpstreams(opts: UpstreamsOptions): Upstreams {
   const byName = new Map<string, Upstream>();
   const byService = new Map<string, { upstream: Upstream; service: DescService }>();
   const unrouted: DescService[] = [];
+  const grouped = new Map<string, DescService[]>();
 
   for (const service of opts.services) {
     const name = upstreamNameOf(service);
-    const url = opts.urls[name];
-    if (url === undefined) {
+    if (opts.urls[name] === undefined) {
       unrouted.push(service);
       continue;
     }
-    let upstream = byName.get(name);
-    if (!upstream) {
-      const sessions = new Http2SessionManager(
-        url,
-        // Keepalive notices an upstream that vanished without closing its socket; pings are only
-        // sent while streams are open or before reusing a long-idle connection.
-        { pingIntervalMs: 30_000, pingTimeoutMs: 5_000, idleConnectionTimeoutMs: 15 * 60_000 },
-      );
-      const transport = createConnectTransport({
-        baseUrl: url,
-        httpVersion: "2",
-        useBinaryFormat: true,
-        sessionManager: sessions,
-        interceptors: [retryRefusedStream, ...(opts.interceptors ?? [])],
-      });
-      upstream = { name, url, services: [], sessions, transport };
-      byName.set(name, upstream);
+    grouped.set(name, [...(grouped.get(name) ?? []), service]);
+  }
+
+  for (const [name, services] of grouped) {
+    const urls = instanceUrls(opts.urls[name] as string | readonly string[]);
+    const instances = urls.map((url) => createInstance(name, url, opts));
+    const pool = createUpstreamPool(instances);
+    const methods = new Map<string, DescMethod>();
+    for (const service of services) {
+      for (const method of service.methods) methods.set(`${service.typeName}/${method.name}`, method);
     }
-    (upstream.services as DescService[]).push(service);
-    byService.set(service.typeName, { upstream, service });
+    const upstream: Upstream = {
+      name,
+      url: urls.join(","),
+      services,
+      instances,
+      sessions: createBalancedSessions({
+        name,
+        pool,
+        timeoutFor: opts.timeoutFor,
+        defaultTimeoutMs: opts.defaultTimeoutMs,
+        methodOf: (rpc) => methods.get(rpc),
+        ...(opts.observer ? { observer: opts.observer } : {}),
+      }),
+      transport: createBalancedTransport({
+        name,
+        pool,
+        budget: createRetryBudget({
+          ...(opts.retryRatio === undefined ? {} : { ratio: opts.retryRatio }),
+          ...(opts.retryMinPerSecond === undefined ? {} : { minPerSecond: opts.retryMinPerSecond }),
+        }),
+        interceptors: opts.interceptors ?? [],
+        timeoutFor: opts.timeoutFor,
+        defaultTimeoutMs: opts.defaultTimeoutMs,
+        edgeCallOf: opts.edgeCallOf ?? (() => undefined),
+        ...(opts.observer ? { observer: opts.observer } : {}),
+      }),
+    };
+    byName.set(name, upstream);
+    for (const service of services) byService.set(service.typeName, { upstream, service });
   }
 
   return {
@@ -88,40 +138,46 @@ export function createUpstreams(opts: UpstreamsOptions): Upstreams {
       return entry && method ? { upstream: entry.upstream, service: entry.service, method } : undefined;
     },
     close() {
-      for (const upstream of byName.values()) upstream.sessions.abort();
+      for (const upstream of byName.values()) {
+        for (const instance of upstream.instances) instance.sessions.abort();
+      }
     },
   };
 }
 
-/**
- * A stream the upstream refused (RST_STREAM REFUSED_STREAM, e.g. it arrived just after the
- * upstream's GOAWAY when it began to drain) was guaranteed not to be processed (RFC 9113 §8.7),
- * so even a non-idempotent unary call is safe to send once more — on a fresh connection, possibly
- * to another replica. connect-node reports it as INTERNAL; a second refusal becomes UNAVAILABLE.
- */
-const retryRefusedStream: Interceptor = (next) => async (req) => {
-  if (req.stream) return next(req);
-  try {
-    return await next(req);
-  } catch (error) {
-    if (!isRefusedStream(error)) throw error;
-  }
-  try {
-    return await next(req);
-  } catch (error) {
-    if (!isRefusedStream(error)) throw error;
-    throw new ConnectError(
-      "the upstream service is shutting down: retry shortly",
-      Code.Unavailable,
-      undefined,
-      undefined,
-      error,
-    );
-  }
-};
+function instanceUrls(value: string | readonly string[]): string[] {
+  const list = typeof value === "string" ? value.split(",") : [...value];
+  const urls = list.map((url) => url.trim()).filter((url) => url !== "");
+  if (urls.length === 0) throw new Error("an upstream needs at least one URL");
+  return urls;
+}
 
-function isRefusedStream(error: unknown): boolean {
-  return error instanceof ConnectError && error.rawMessage.includes("NGHTTP2_REFUSED_STREAM");
+function createInstance(name: string, url: string, opts: UpstreamsOptions): UpstreamInstance {
+  const sessions = new Http2SessionManager(
+    url,
+    // Keepalive notices an instance that vanished without closing its socket; pings are only
+    // sent while streams are open or before reusing a long-idle connection.
+    { pingIntervalMs: 30_000, pingTimeoutMs: 5_000, idleConnectionTimeoutMs: 15 * 60_000 },
+  );
+  return {
+    url,
+    sessions,
+    transport: createConnectTransport({
+      baseUrl: url,
+      httpVersion: "2",
+      useBinaryFormat: true,
+      sessionManager: sessions,
+      interceptors: opts.interceptors ?? [],
+    }),
+    breaker: createCircuitBreaker({
+      ...(opts.breakerFailureThreshold === undefined
+        ? {}
+        : { failureThreshold: opts.breakerFailureThreshold }),
+      ...(opts.breakerOpenMs === undefined ? {} : { openMs: opts.breakerOpenMs }),
+      onStateChange: (state) => opts.observer?.circuit(name, url, state),
+    }),
+    serving: true,
+  };
 }
 
 /**

@@ -12,7 +12,8 @@ export interface AccessPolicyOptions {
 
 const BEARER = /^Bearer +([^ ]+) *$/i;
 
-function bearerToken(header: string): string | undefined {
+/** The token of an `authorization: Bearer <token>` header; undefined for any other form. Shared with the gateway. */
+export function bearerToken(header: string): string | undefined {
   return BEARER.exec(header)?.[1];
 }
 
@@ -83,6 +84,10 @@ export function createAccessPolicyInterceptor(opts: AccessPolicyOptions): Interc
             reason: "SERVICE_REQUIRED",
           });
         }
+        break;
+      case Access.SERVICE_CREDENTIALS:
+        // The request's own client credentials authenticate it (the handler checks them); a
+        // bearer token proves nothing here and is ignored, so the principal stays unset.
         break;
       default:
         throw new DomainError(

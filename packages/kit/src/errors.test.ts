@@ -43,6 +43,16 @@ describe("domain errors", () => {
     expect(connect.findDetails(ErrorInfoSchema)[0]).toMatchObject({ reason: "EMAIL_TAKEN", domain: "zero" });
     expect(connect.findDetails(BadRequestSchema)).toHaveLength(0);
   });
+
+  it("carries ErrorInfo metadata, e.g. the REST status the gateway should answer", () => {
+    const connect = domainErrorToConnectError(
+      new DomainError("invalid_argument", "key reused", {
+        reason: "IDEMPOTENCY_KEY_REUSED",
+        metadata: { http_status: "422" },
+      }),
+    );
+    expect(connect.findDetails(ErrorInfoSchema)[0]?.metadata).toEqual({ http_status: "422" });
+  });
 });
 
 describe("toConnectError", () => {

@@ -30,6 +30,8 @@ export interface DomainErrorOptions {
   reason?: string;
   /** Logged with the error, never sent. */
   cause?: unknown;
+  /** `google.rpc.ErrorInfo` metadata, e.g. `{ http_status: "422" }` for a REST status the gRPC table cannot express. */
+  metadata?: Record<string, string>;
 }
 
 /**
@@ -40,6 +42,7 @@ export class DomainError extends Error {
   readonly code: DomainErrorCode;
   readonly fieldViolations?: FieldViolation[];
   readonly reason?: string;
+  readonly metadata?: Record<string, string>;
 
   constructor(code: DomainErrorCode, message: string, opts: DomainErrorOptions = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
@@ -47,6 +50,7 @@ export class DomainError extends Error {
     this.code = code;
     if (opts.fieldViolations !== undefined) this.fieldViolations = opts.fieldViolations;
     if (opts.reason !== undefined) this.reason = opts.reason;
+    if (opts.metadata !== undefined) this.metadata = opts.metadata;
   }
 }
 
@@ -90,6 +94,7 @@ export function domainErrorToConnectError(error: DomainError): ConnectError {
     value: create(ErrorInfoSchema, {
       reason: error.reason ?? error.code.toUpperCase(),
       domain: ERROR_DOMAIN,
+      ...(error.metadata === undefined ? {} : { metadata: error.metadata }),
     }),
   });
   return new ConnectError(error.message, CODES[error.code], undefined, details);

@@ -2,6 +2,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
+import tls from "node:tls";
 import type { Logger } from "./log.js";
 import { sniffProtocol } from "./protocol-sniffer.js";
 
@@ -17,12 +18,19 @@ export interface ListenerOptions {
   /** For log lines. */
   name: string;
   onRequest: (req: AnyRequest, res: AnyResponse) => void;
+  /**
+   * Serve TLS instead of cleartext: ALPN picks HTTP/2 (`h2`) or HTTP/1.1 per connection, so gRPC,
+   * Connect, gRPC-Web and REST all share the one port as before. PEM certificate (chain) and key.
+   */
+  tls?: { cert: string | Buffer; key: string | Buffer };
 }
 
 export interface Listener {
   port: number;
-  /** `http://host:port`, with a loopback host when bound to all interfaces. */
+  /** `http://host:port` (`https://` with TLS), with a loopback host when bound to all interfaces. */
   url: string;
+  /** True when the port serves TLS. */
+  readonly tls: boolean;
   /** True from the moment `drain` is called. */
   readonly draining: boolean;
   /**
@@ -44,6 +52,7 @@ const ACCEPT_GRACE_MS = 250;
 /**
  * One TCP port for HTTP/1.1 and cleartext HTTP/2 (prior knowledge): the first bytes of each
  * connection pick the server. Used by every service (through the kit server) and by the gateway.
+ * With `tls`, the port speaks TLS and ALPN picks the server instead (`h2`, else HTTP/1.1).
  *
  * HTTP/1.1 requests in flight are counted per socket here rather than left to Node's
  * `closeIdleConnections()`: Node treats a connection as idle as soon as the request has been
@@ -100,20 +109,68 @@ export async function startListener(opts: ListenerOptions): Promise<Listener> {
     session.on("error", (error) => logger.debug({ err: error }, "http/2 session error"));
   });
 
-  const tcp = net.createServer({ noDelay: true }, (socket) => {
+  const track = (socket: net.Socket): void => {
     sockets.add(socket);
-    sniffing.add(socket);
     socket.once("close", () => {
       sockets.delete(socket);
       sniffing.delete(socket);
       inFlight.delete(socket);
     });
-    sniffProtocol(socket, SNIFF_TIMEOUT_MS, (protocol) => {
-      sniffing.delete(socket);
-      if (protocol === "http2") http2Sockets.add(socket);
-      (protocol === "http2" ? h2 : h1).emit("connection", socket);
+  };
+  const hand = (socket: net.Socket, protocol: "http1" | "http2"): void => {
+    if (protocol === "http2") http2Sockets.add(socket);
+    (protocol === "http2" ? h2 : h1).emit("connection", socket);
+  };
+
+  const tcp = opts.tls === undefined ? cleartextServer() : tlsServer(opts.tls);
+
+  function cleartextServer(): net.Server {
+    return net.createServer({ noDelay: true }, (socket) => {
+      track(socket);
+      sniffing.add(socket);
+      sniffProtocol(socket, SNIFF_TIMEOUT_MS, (protocol) => {
+        sniffing.delete(socket);
+        hand(socket, protocol);
+      });
     });
-  });
+  }
+
+  // TLS connections are tracked by their raw socket until the handshake completes (as "sniffing":
+  // nothing sent yet), then by the TLS socket, which is what requests and sessions refer to.
+  function tlsServer(credentials: NonNullable<ListenerOptions["tls"]>): tls.Server {
+    const handshaking = new Map<string, net.Socket>();
+    const peer = (socket: net.Socket): string => `${socket.remoteAddress}|${socket.remotePort}`;
+    const server = tls.createServer({
+      cert: credentials.cert,
+      key: credentials.key,
+      ALPNProtocols: ["h2", "http/1.1"],
+      handshakeTimeout: SNIFF_TIMEOUT_MS,
+      noDelay: true,
+    });
+    server.on("connection", (raw: net.Socket) => {
+      const key = peer(raw);
+      handshaking.set(key, raw);
+      track(raw);
+      sniffing.add(raw);
+      raw.once("close", () => {
+        if (handshaking.get(key) === raw) handshaking.delete(key);
+      });
+    });
+    server.on("secureConnection", (socket: tls.TLSSocket) => {
+      const key = peer(socket);
+      const raw = handshaking.get(key);
+      if (raw !== undefined) {
+        handshaking.delete(key);
+        sockets.delete(raw);
+        sniffing.delete(raw);
+      }
+      track(socket);
+      // No ALPN (or http/1.1): HTTP/1.1, the TLS default.
+      hand(socket, socket.alpnProtocol === "h2" ? "http2" : "http1");
+    });
+    server.on("tlsClientError", (error) => logger.debug({ err: error }, "tls handshake failed"));
+    return server;
+  }
 
   await new Promise<void>((resolve, reject) => {
     tcp.once("error", reject);
@@ -178,7 +235,8 @@ export async function startListener(opts: ListenerOptions): Promise<Listener> {
 
   return {
     port: address.port,
-    url: `http://${urlHost}:${address.port}`,
+    url: `${opts.tls === undefined ? "http" : "https"}://${urlHost}:${address.port}`,
+    tls: opts.tls !== undefined,
     get draining() {
       return draining;
     },

@@ -69,10 +69,10 @@ describe("createTokenVerifier", () => {
     expect(fetches()).toBe(1);
   });
 
-  it("recognises service tokens by role or kind claim", async () => {
+  it("recognises service tokens by the kind claim only, never by a role", async () => {
     const key = await aSigningKey("k1");
     const { verifier } = aVerifier(() => [key.publicJwk]);
-    expect((await verifier.verify(await aToken(key, { roles: ["service"] }))).kind).toBe("service");
+    expect((await verifier.verify(await aToken(key, { roles: ["service"] }))).kind).toBe("user");
     expect((await verifier.verify(await aToken(key, { roles: [], kind: "service" }))).kind).toBe("service");
   });
 

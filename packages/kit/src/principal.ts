@@ -137,9 +137,10 @@ function toPrincipal(payload: JWTPayload): Principal {
   if (roles !== undefined && !(Array.isArray(roles) && roles.every((r) => typeof r === "string")))
     throw invalidToken();
   const roleList = roles ?? [];
-  // Service identity is designed properly by a later issue; until then a service is a token that
-  // says so (claim `kind: "service"` or role `service`), minted by auth for other services only.
-  const isService = kind === "service" || roleList.includes("service");
+  // A service token is one auth minted through IssueServiceToken (client credentials): it carries
+  // `kind: "service"`. A role alone never makes a caller a service — roles are data an admin can
+  // change; the kind claim is set only by the service-credentials flow.
+  const isService = kind === "service";
   return { subject: sub, roles: [...roleList], kind: isService ? "service" : "user" };
 }
 

@@ -19,6 +19,7 @@ import { startListener, type AnyRequest, type AnyResponse } from "./listener.js"
 import { createReadiness } from "./readiness.js";
 import type { ReadinessCheck } from "./readiness.js";
 import { createReflection } from "./reflection.js";
+import { rejectUndecodableMessages } from "./request-decoding.js";
 import { tracingServerInterceptor } from "./tracing.js";
 
 export interface ServerOptions {
@@ -93,6 +94,8 @@ export async function startServer(opts: ServerOptions): Promise<Server> {
       router.service(Health, health);
       router.service(ReflectionV1, reflection.v1);
       router.service(ReflectionV1alpha, reflection.v1alpha);
+      // An undecodable binary message is INVALID_ARGUMENT, not connect-es's INTERNAL.
+      rejectUndecodableMessages(router.handlers, opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
     },
     // Order matters: the span covers everything; metrics and the access log see the final code;
     // errors are mapped before they leave; access is decided before any handler runs.
@@ -108,6 +111,9 @@ export async function startServer(opts: ServerOptions): Promise<Server> {
       ...(opts.interceptors ?? []),
     ],
     readMaxBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    // An unknown JSON field is a client bug (or a mass-assignment attempt such as `roles`): refuse
+    // it with invalid_argument, as the gateway does for REST, instead of silently dropping it.
+    jsonOptions: { ignoreUnknownFields: false },
     shutdownSignal: deadlinePassed.signal,
   });
 

@@ -59,7 +59,7 @@ const transports: [string, () => Transport][] = [
 
 describe.each(transports)("access policy over %s", (_name, transport) => {
   let client: Client<typeof EchoService>;
-  let tokens: { user: string; admin: string; service: string; serviceByKind: string };
+  let tokens: { user: string; admin: string; roleOnly: string; service: string };
   const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
 
   beforeAll(async () => {
@@ -67,8 +67,9 @@ describe.each(transports)("access policy over %s", (_name, transport) => {
     tokens = {
       user: await issuer.token("user-1", ["user"]),
       admin: await issuer.token("admin-1", ["user", "admin"]),
-      service: await issuer.token("svc-orders", ["service"]),
-      serviceByKind: await issuer.token("svc-cart", [], { kind: "service" }),
+      // A user token that merely lists a `service` role: not a service.
+      roleOnly: await issuer.token("user-2", ["service"]),
+      service: await issuer.token("svc-cart", ["service"], { kind: "service" }),
     };
   });
 
@@ -117,8 +118,10 @@ describe.each(transports)("access policy over %s", (_name, transport) => {
     expect((await failure(client.internalEcho({ message: "x" }, bearer(tokens.admin)))).code).toBe(
       Code.PermissionDenied,
     );
+    expect((await failure(client.internalEcho({ message: "x" }, bearer(tokens.roleOnly)))).code).toBe(
+      Code.PermissionDenied,
+    );
     expect((await client.internalEcho({ message: "svc" }, bearer(tokens.service))).message).toBe("svc");
-    expect((await client.internalEcho({ message: "svc" }, bearer(tokens.serviceByKind))).message).toBe("svc");
     expect(principals.get("InternalEcho")?.kind).toBe("service");
   });
 

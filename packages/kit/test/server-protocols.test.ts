@@ -228,6 +228,18 @@ describe("the connection sniffer", () => {
     }
     expect((await fetch(`${server.url}/no/such/thing`)).status).toBe(404);
   });
+
+  it("refuses an unknown JSON field with invalid_argument instead of dropping it", async () => {
+    const res = await fetch(`${server.url}/zero.testing.v1.EchoService/Echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ message: "hi", roles: ["admin"] }),
+    });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { code: string; message: string };
+    expect(body.code).toBe("invalid_argument");
+    expect(body.message).toContain("roles");
+  });
 });
 
 describe("logs", () => {

@@ -1,7 +1,7 @@
 import { ConfigError } from "@zero/kit/config";
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "./config.js";
+import { defaultHashConcurrency, loadConfig } from "./config.js";
 
 const key = randomBytes(32).toString("base64");
 
@@ -14,7 +14,13 @@ describe("loadConfig", () => {
       audience: "zero",
       accessTokenTtlSeconds: 900,
       refreshTokenTtlSeconds: 604_800,
-      argon2: { memoryCost: 19456, timeCost: 2, parallelism: 1, maxConcurrent: 4 },
+      argon2: {
+        memoryCost: 19456,
+        timeCost: 2,
+        parallelism: 1,
+        maxConcurrent: defaultHashConcurrency(),
+        maxQueued: 256,
+      },
     });
     expect(c.keyEncryptionKey.equals(Buffer.from(key, "base64"))).toBe(true);
     expect(Object.isFrozen(c)).toBe(true);

@@ -1,52 +1,91 @@
 import { ConfigError } from "@zero/kit/config";
 import { createDb, migrateToLatest } from "@zero/kit/db";
-import { createLifecycle } from "@zero/kit/lifecycle";
 import { createLogger } from "@zero/kit/log";
-import { startTelemetry } from "@zero/kit/telemetry";
+import { runService } from "@zero/kit/run-service";
+import { createInterface } from "node:readline";
+import { parseArgs } from "node:util";
+import { createAdmin } from "./accounts/admin-bootstrap.js";
 import { SERVICE_NAME, startAuthServer } from "./auth-server.js";
-import { loadConfig, loadMigrationConfig } from "./config.js";
+import { loadAdminCommandConfig, loadConfig, loadMigrationConfig } from "./config.js";
+import { createPasswordHasher } from "./credentials/credentials.js";
 import { migrations } from "./db/migrations.js";
+import type { DB } from "./db/schema.js";
+import { createSigningKeyStore } from "./tokens/signing-keys.js";
 
-// Composition root. `main.ts` serves; `main.ts migrate` applies the migrations and exits.
+// Composition root and operator commands:
+//   main.ts                                   serve
+//   main.ts migrate                           apply the migrations and exit
+//   main.ts create-admin --email E [--promote] create an admin (password from AUTH_ADMIN_PASSWORD
+//                                             or the first line of stdin); --promote grants the
+//                                             role to an existing account instead
+//   main.ts rotate-signing-key [--now]        start a key rotation (--now: sign with it at once)
 
-// The lifecycle gives all closers 10 s; the server's drain gets most of it, the rest (relay, NATS,
-// pool, span flush) is quick.
-const SHUTDOWN_DEADLINE_MS = 10_000;
-const DRAIN_MS = 7_000;
+await runService({
+  name: SERVICE_NAME,
+  loadConfig,
+  serve: (config, logger) => startAuthServer({ config, logger }),
+  migrate: { loadConfig: loadMigrationConfig, migrations },
+  commands: { "create-admin": createAdminCommand, "rotate-signing-key": rotateSigningKeyCommand },
+});
 
-const telemetry = startTelemetry({ serviceName: SERVICE_NAME });
-
-try {
-  if (process.argv[2] === "migrate") await migrate();
-  else await serve();
-} catch (error) {
-  // A configuration problem is the operator's to fix: say what, without a stack trace.
-  process.stderr.write(
-    `${SERVICE_NAME}: ${error instanceof ConfigError ? error.message : String((error as Error)?.stack ?? error)}\n`,
-  );
-  await telemetry.shutdown().catch(() => undefined);
-  process.exit(1);
-}
-
-async function serve(): Promise<void> {
-  const config = loadConfig();
+async function createAdminCommand(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: { email: { type: "string" }, promote: { type: "boolean" } },
+  });
+  if (values.email === undefined) throw new ConfigError(["create-admin needs --email <address>"]);
+  const config = loadAdminCommandConfig();
+  const password = config.password ?? (await firstLineOfStdin());
+  if (password === "")
+    throw new ConfigError(["create-admin needs a password: AUTH_ADMIN_PASSWORD or one line on stdin"]);
   const logger = createLogger(SERVICE_NAME, { level: config.logLevel });
-  const lifecycle = createLifecycle(logger, { deadlineMs: SHUTDOWN_DEADLINE_MS });
-  lifecycle.defer("telemetry", () => telemetry.shutdown());
-  const app = await startAuthServer({ config, logger });
-  lifecycle.defer(SERVICE_NAME, () => app.close(DRAIN_MS));
-  await lifecycle.wait();
-}
-
-async function migrate(): Promise<void> {
-  const config = loadMigrationConfig();
-  const logger = createLogger(SERVICE_NAME, { level: config.logLevel });
-  const db = createDb(config.databaseUrl, { logger });
+  const db = createDb<DB>(config.databaseUrl, { logger });
   try {
     await migrateToLatest(db, migrations, logger);
-    logger.info("migrations up to date");
+    const { outcome, user } = await createAdmin(db, createPasswordHasher(config.argon2), {
+      email: values.email,
+      password,
+      promoteExisting: values.promote === true,
+    });
+    process.stdout.write(`${outcome}: ${user.email} (${user.id}) roles ${user.roles.join(", ")}\n`);
+  } catch (error) {
+    throw error instanceof Error && !(error instanceof ConfigError) && !("code" in error)
+      ? new ConfigError([error.message])
+      : error;
   } finally {
     await db.destroy();
   }
-  await telemetry.shutdown();
+}
+
+async function rotateSigningKeyCommand(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { now: { type: "boolean" } } });
+  const config = loadConfig();
+  const logger = createLogger(SERVICE_NAME, { level: config.logLevel });
+  const db = createDb<DB>(config.databaseUrl, { logger });
+  try {
+    await migrateToLatest(db, migrations, logger);
+    const store = createSigningKeyStore({
+      db,
+      kek: config.keyEncryptionKey,
+      activationDelaySeconds: config.keyActivationDelaySeconds,
+      passiveRetentionSeconds: config.accessTokenTtlSeconds + 120,
+    });
+    await store.ensureActiveKey();
+    const key = await store.rotate({ activateNow: values.now === true });
+    process.stdout.write(
+      `signing key ${key.kid}: ${key.status}${key.status === "pending" ? ` until ${key.activate_at?.toISOString()}` : ""}\n`,
+    );
+  } finally {
+    await db.destroy();
+  }
+}
+
+async function firstLineOfStdin(): Promise<string> {
+  if (process.stdin.isTTY) process.stderr.write("admin password: ");
+  const lines = createInterface({ input: process.stdin });
+  for await (const line of lines) {
+    lines.close();
+    return line;
+  }
+  return "";
 }

@@ -1,30 +1,28 @@
-import { Code, ConnectError } from "@connectrpc/connect";
-import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JWK } from "jose";
+import { Code } from "@connectrpc/connect";
+import {
+  LoginFailedSchema,
+  LoginFailureReason,
+  UserLoggedInSchema,
+} from "@zero/proto/zero/auth/v1/events_pb";
+import argon2 from "argon2";
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JWK } from "jose";
 import { sql } from "kysely";
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { aRegistration, startTestAuth, type TestAuth } from "./fixtures.js";
+import { aRegistration, rpcError, startTestAuth, waitForEvents, type TestAuth } from "./fixtures.js";
 
 let auth: TestAuth;
 const registration = aRegistration({ email: "login@example.com", password: "a long enough password" });
 
 beforeAll(async () => {
-  auth = await startTestAuth();
+  // Stronger than the OWASP floor, so hashes made at the floor are due for a rehash.
+  auth = await startTestAuth({ AUTH_ARGON2_TIME_COST: "3" });
   await auth.client.register(registration);
 });
 
 afterAll(async () => {
   await auth?.close();
 });
-
-async function rpcError(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (error) {
-    return ConnectError.from(error);
-  }
-  throw new Error("expected the call to fail");
-}
 
 describe("Login", () => {
   it("issues an access token that verifies against GetJwks, and a refresh token", async () => {
@@ -50,7 +48,9 @@ describe("Login", () => {
     });
     expect(payload.sub).toBe(res.user!.id);
     expect(payload.exp! - payload.iat!).toBe(900);
-    expect(payload).toMatchObject({ roles: ["customer"], email: "login@example.com" });
+    expect(payload).toMatchObject({ roles: ["customer"], email: "login@example.com", amr: ["pwd"] });
+    expect(payload["sid"]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(payload.jti).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it("answers a wrong password and an unknown email identically", async () => {
@@ -99,5 +99,132 @@ describe("Login", () => {
         expect(dump).not.toContain(tokenBytesHex);
       }
     }
+  });
+});
+
+describe("Login throttling", () => {
+  it("locks an account after 5 failures, even for the right password, and says when to retry", async () => {
+    const { email, password } = await auth.signUp();
+    for (let i = 0; i < 5; i++) {
+      expect((await rpcError(auth.client.login({ email, password: `wrong password ${i}` }))).code).toBe(
+        Code.Unauthenticated,
+      );
+    }
+    // The 6th failure starts the delay (1 s, then doubling).
+    await rpcError(auth.client.login({ email, password: "wrong password 6" }));
+    const locked = await rpcError(auth.client.login({ email, password }));
+    expect(locked.code).toBe(Code.ResourceExhausted);
+    expect(locked.rawMessage).toMatch(/too many failed sign-in attempts: try again in \d+ seconds?/);
+  });
+
+  it("behaves the same for an email nobody has (no way to tell which accounts exist)", async () => {
+    const codes = async (email: string) => {
+      const seen: Code[] = [];
+      for (let i = 0; i < 7; i++)
+        seen.push((await rpcError(auth.client.login({ email, password: `guess number ${i}` }))).code);
+      return seen;
+    };
+    const existing = await auth.signUp();
+    const [known, unknown] = await Promise.all([
+      codes(existing.email),
+      codes(`nobody-${Date.now()}@example.com`),
+    ]);
+    expect(unknown).toEqual(known);
+    expect(known.slice(0, 6)).toEqual(Array.from({ length: 6 }, () => Code.Unauthenticated));
+    expect(known[6]).toBe(Code.ResourceExhausted);
+  });
+
+  it("throttles one address guessing across many accounts", async () => {
+    const client = auth.anonymous({ "x-forwarded-for": "198.51.100.23" }).auth;
+    const codes: Code[] = [];
+    for (let i = 0; i < 22; i++) {
+      codes.push(
+        (
+          await rpcError(
+            client.login({ email: `spray-${i}-${Date.now()}@example.com`, password: "Summer2024!!" }),
+          )
+        ).code,
+      );
+    }
+    expect(codes.slice(0, 20).every((c) => c === Code.Unauthenticated)).toBe(true);
+    expect(codes.at(-1)).toBe(Code.ResourceExhausted);
+    // Another address is not affected.
+    await expect(
+      auth
+        .anonymous({ "x-forwarded-for": "198.51.100.24" })
+        .auth.login({ email: registration.email, password: registration.password }),
+    ).resolves.toBeDefined();
+  });
+
+  it("keeps no address counter for this host itself (loopback is every local client at once)", async () => {
+    const client = auth.anonymous({ "x-forwarded-for": "127.0.0.1" }).auth;
+    for (let i = 0; i < 22; i++) {
+      const error = await rpcError(
+        client.login({ email: `local-${i}-${Date.now()}@example.com`, password: "Summer2024!!" }),
+      );
+      expect(error.code).toBe(Code.Unauthenticated);
+    }
+  });
+
+  it("clears an account's failures on success", async () => {
+    const { email, password } = await auth.signUp();
+    for (let i = 0; i < 4; i++) await rpcError(auth.client.login({ email, password: `wrong password ${i}` }));
+    await auth.client.login({ email, password });
+    for (let i = 0; i < 5; i++) {
+      expect((await rpcError(auth.client.login({ email, password: `wrong again ${i}` }))).code).toBe(
+        Code.Unauthenticated,
+      );
+    }
+  });
+});
+
+describe("Login side effects", () => {
+  it("rehashes a password hashed with older parameters, transparently", async () => {
+    const { email, password, userId } = await auth.signUp();
+    const weaker = await argon2.hash(password, {
+      type: argon2.argon2id,
+      memoryCost: 19456,
+      timeCost: 2,
+      parallelism: 1,
+    });
+    await auth.server.db
+      .updateTable("users")
+      .set({ password_hash: weaker })
+      .where("id", "=", userId)
+      .execute();
+    await auth.client.login({ email, password });
+    const { password_hash } = await auth.server.db
+      .selectFrom("users")
+      .select("password_hash")
+      .where("id", "=", userId)
+      .executeTakeFirstOrThrow();
+    expect(password_hash).toMatch(/^\$argon2id\$v=19\$m=19456,t=3,p=1\$/);
+    await expect(auth.client.login({ email, password })).resolves.toBeDefined();
+  });
+
+  it("publishes UserLoggedIn with the address and user agent, and LoginFailed without the email", async () => {
+    const { email, password, userId } = await auth.signUp();
+    const client = auth.anonymous({ "x-forwarded-for": "192.0.2.44", "user-agent": "zero-test/1.0" }).auth;
+    const res = await client.login({ email, password });
+    const sid = decodeJwt(res.accessToken)["sid"];
+    const [loggedIn] = await waitForEvents(auth.nats.url, UserLoggedInSchema, (e) => e.sessionId === sid);
+    expect(loggedIn!.event).toMatchObject({
+      userId,
+      sessionId: sid,
+      ipAddress: "192.0.2.44",
+      userAgent: "zero-test/1.0",
+      twoFactor: false,
+    });
+
+    await rpcError(client.login({ email, password: "definitely not it" }));
+    const [failed] = await waitForEvents(auth.nats.url, LoginFailedSchema, (e) => e.userId === userId);
+    expect(failed!.event).toMatchObject({
+      reason: LoginFailureReason.INVALID_CREDENTIALS,
+      ipAddress: "192.0.2.44",
+      userAgent: "zero-test/1.0",
+    });
+    const raw = Buffer.from(failed!.data).toString("latin1");
+    expect(raw).not.toContain(email);
+    expect(raw).not.toContain("definitely not it");
   });
 });

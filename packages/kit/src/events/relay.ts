@@ -23,6 +23,13 @@ export interface RelayOptions<DB> {
   publishTimeoutMs?: number;
   /** How long published rows are kept (default 7 days). */
   retainPublishedMs?: number;
+  /**
+   * Passes run at once (default 2). A pass alternates database work (lock, mark, commit) with
+   * publishing, each about half of its time; two passes overlap one's database work with the
+   * other's publishing (bench/events: 0.45× → ~0.7× of the raw publish rate). They split the
+   * backlog through `SKIP LOCKED` exactly as two replicas do.
+   */
+  concurrency?: number;
 }
 
 export interface Relay {
@@ -57,9 +64,11 @@ export function startRelay<DB>(opts: RelayOptions<DB>): Relay {
   const retainSeconds = Math.round((opts.retainPublishedMs ?? 7 * 24 * 3600_000) / 1000);
   const js = jetstream(opts.nc);
 
+  const concurrency = Math.max(1, opts.concurrency ?? 2);
   let stopping = false;
   let wakeRequested = false;
-  let interrupt: { wakeable: boolean; fire(): void } | undefined;
+  // One per pass loop that is sleeping (waiting for a wake, a reconnect or its backoff).
+  const sleepers = new Set<{ wakeable: boolean; fire(): void }>();
 
   // Requests made while disconnected would sit in the client's buffer and hold the row locks
   // until they time out; skip passes instead and start one as soon as the client is back.
@@ -70,7 +79,7 @@ export function startRelay<DB>(opts: RelayOptions<DB>): Relay {
       if (status.type === "disconnect") connected = false;
       if (status.type === "reconnect") {
         connected = true;
-        interrupt?.fire();
+        for (const sleeper of [...sleepers]) sleeper.fire();
       }
     }
   })().catch((err: unknown) => logger.warn({ err }, "nats status stream failed"));
@@ -156,17 +165,19 @@ export function startRelay<DB>(opts: RelayOptions<DB>): Relay {
 
   function sleep(ms: number, wakeable: boolean): Promise<void> {
     return new Promise((resolve) => {
+      const sleeper = { wakeable, fire: done };
       const timer = setTimeout(done, ms);
       function done(): void {
         clearTimeout(timer);
-        interrupt = undefined;
+        sleepers.delete(sleeper);
         resolve();
       }
-      interrupt = { wakeable, fire: done };
+      sleepers.add(sleeper);
     });
   }
 
-  async function run(): Promise<void> {
+  /** One pass loop; `primary` also logs state changes and prunes (once per relay, not per loop). */
+  async function run(primary: boolean): Promise<void> {
     let failures = 0;
     let lastPrune = 0;
     while (!stopping) {
@@ -176,15 +187,15 @@ export function startRelay<DB>(opts: RelayOptions<DB>): Relay {
         if (!connected) throw new Error("NATS connection is down");
         const { published, error } = await pass();
         if (error !== undefined) throw error;
-        if (failures > 0) logger.info({ failedPasses: failures }, "publishing events again");
+        if (failures > 0 && primary) logger.info({ failedPasses: failures }, "publishing events again");
         failures = 0;
         more = published === batchSize;
       } catch (err) {
         failures++;
-        if (failures === 1)
+        if (failures === 1 && primary)
           logger.warn({ err }, "cannot publish events; they stay in the outbox, retrying with backoff");
       }
-      if (failures === 0 && Date.now() - lastPrune > PRUNE_EVERY_MS) {
+      if (primary && failures === 0 && Date.now() - lastPrune > PRUNE_EVERY_MS) {
         lastPrune = Date.now();
         await prune().catch((err: unknown) => logger.warn({ err }, "pruning published events failed"));
       }
@@ -198,17 +209,17 @@ export function startRelay<DB>(opts: RelayOptions<DB>): Relay {
     }
   }
 
-  const running = run();
+  const running = Promise.all(Array.from({ length: concurrency }, (_, i) => run(i === 0)));
   return {
     wake() {
       wakeRequested = true;
-      if (interrupt?.wakeable) interrupt.fire();
+      for (const sleeper of [...sleepers]) if (sleeper.wakeable) sleeper.fire();
     },
     async stop() {
       stopping = true;
       // Typed as AsyncIterable, it is a QueuedIterator: stop() detaches it from the connection.
       (statuses as Partial<QueuedIterator<Status>>).stop?.();
-      interrupt?.fire();
+      for (const sleeper of [...sleepers]) sleeper.fire();
       await running;
     },
   };

@@ -2,7 +2,7 @@
 // @generated from file zero/auth/v1/auth.proto (package zero.auth.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
@@ -52,6 +52,32 @@ export declare type User = Message<"zero.auth.v1.User"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 6;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * The owner proved they receive mail at `email` (VerifyEmail).
+   *
+   * @generated from field: bool email_verified = 7;
+   */
+  emailVerified: boolean;
+
+  /**
+   * TOTP two-factor authentication is on: sign-in needs a code.
+   *
+   * @generated from field: bool two_factor_enabled = 8;
+   */
+  twoFactorEnabled: boolean;
+
+  /**
+   * @generated from field: zero.auth.v1.UserStatus status = 9;
+   */
+  status: UserStatus;
+
+  /**
+   * The last successful sign-in; unset when there was none.
+   *
+   * @generated from field: google.protobuf.Timestamp last_login_time = 10;
+   */
+  lastLoginTime?: Timestamp | undefined;
 };
 
 /**
@@ -186,6 +212,25 @@ export declare type LoginResponse = Message<"zero.auth.v1.LoginResponse"> & {
    * @generated from field: zero.auth.v1.User user = 7;
    */
   user?: User | undefined;
+
+  /**
+   * Two-factor authentication is on: no tokens yet; call CompleteLogin with `mfa_token` and a code.
+   *
+   * @generated from field: bool mfa_required = 8;
+   */
+  mfaRequired: boolean;
+
+  /**
+   * Opaque, single-use, valid `mfa_expires_in` seconds; set only when `mfa_required`.
+   *
+   * @generated from field: string mfa_token = 9;
+   */
+  mfaToken: string;
+
+  /**
+   * @generated from field: int32 mfa_expires_in = 10;
+   */
+  mfaExpiresIn: number;
 };
 
 /**
@@ -193,6 +238,479 @@ export declare type LoginResponse = Message<"zero.auth.v1.LoginResponse"> & {
  * Use `create(LoginResponseSchema)` to create a new message.
  */
 export declare const LoginResponseSchema: GenMessage<LoginResponse>;
+
+/**
+ * @generated from message zero.auth.v1.CompleteLoginRequest
+ */
+export declare type CompleteLoginRequest = Message<"zero.auth.v1.CompleteLoginRequest"> & {
+  /**
+   * The `mfa_token` Login answered.
+   *
+   * @generated from field: string mfa_token = 1;
+   */
+  mfaToken: string;
+
+  /**
+   * The current 6-digit code of the authenticator app; or give `recovery_code` instead.
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+
+  /**
+   * One of the ten recovery codes (each works once).
+   *
+   * @generated from field: string recovery_code = 3;
+   */
+  recoveryCode: string;
+};
+
+/**
+ * Describes the message zero.auth.v1.CompleteLoginRequest.
+ * Use `create(CompleteLoginRequestSchema)` to create a new message.
+ */
+export declare const CompleteLoginRequestSchema: GenMessage<CompleteLoginRequest>;
+
+/**
+ * @generated from message zero.auth.v1.CompleteLoginResponse
+ */
+export declare type CompleteLoginResponse = Message<"zero.auth.v1.CompleteLoginResponse"> & {
+  /**
+   * As in LoginResponse.
+   *
+   * @generated from field: string access_token = 1;
+   */
+  accessToken: string;
+
+  /**
+   * @generated from field: string token_type = 2;
+   */
+  tokenType: string;
+
+  /**
+   * @generated from field: int32 expires_in = 3;
+   */
+  expiresIn: number;
+
+  /**
+   * @generated from field: string refresh_token = 4;
+   */
+  refreshToken: string;
+
+  /**
+   * @generated from field: int32 refresh_expires_in = 5;
+   */
+  refreshExpiresIn: number;
+
+  /**
+   * @generated from field: string token = 6;
+   */
+  token: string;
+
+  /**
+   * @generated from field: zero.auth.v1.User user = 7;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message zero.auth.v1.CompleteLoginResponse.
+ * Use `create(CompleteLoginResponseSchema)` to create a new message.
+ */
+export declare const CompleteLoginResponseSchema: GenMessage<CompleteLoginResponse>;
+
+/**
+ * @generated from message zero.auth.v1.RefreshTokenRequest
+ */
+export declare type RefreshTokenRequest = Message<"zero.auth.v1.RefreshTokenRequest"> & {
+  /**
+   * @generated from field: string refresh_token = 1;
+   */
+  refreshToken: string;
+};
+
+/**
+ * Describes the message zero.auth.v1.RefreshTokenRequest.
+ * Use `create(RefreshTokenRequestSchema)` to create a new message.
+ */
+export declare const RefreshTokenRequestSchema: GenMessage<RefreshTokenRequest>;
+
+/**
+ * @generated from message zero.auth.v1.RefreshTokenResponse
+ */
+export declare type RefreshTokenResponse = Message<"zero.auth.v1.RefreshTokenResponse"> & {
+  /**
+   * A new EdDSA access token.
+   *
+   * @generated from field: string access_token = 1;
+   */
+  accessToken: string;
+
+  /**
+   * Always `Bearer`.
+   *
+   * @generated from field: string token_type = 2;
+   */
+  tokenType: string;
+
+  /**
+   * Seconds until the access token expires.
+   *
+   * @generated from field: int32 expires_in = 3;
+   */
+  expiresIn: number;
+
+  /**
+   * The replacement refresh token: the one sent is now spent.
+   *
+   * @generated from field: string refresh_token = 4;
+   */
+  refreshToken: string;
+
+  /**
+   * Seconds until the new refresh token expires.
+   *
+   * @generated from field: int32 refresh_expires_in = 5;
+   */
+  refreshExpiresIn: number;
+
+  /**
+   * The access token again, for legacy clients.
+   *
+   * @generated from field: string token = 6;
+   */
+  token: string;
+};
+
+/**
+ * Describes the message zero.auth.v1.RefreshTokenResponse.
+ * Use `create(RefreshTokenResponseSchema)` to create a new message.
+ */
+export declare const RefreshTokenResponseSchema: GenMessage<RefreshTokenResponse>;
+
+/**
+ * @generated from message zero.auth.v1.LogoutRequest
+ */
+export declare type LogoutRequest = Message<"zero.auth.v1.LogoutRequest"> & {};
+
+/**
+ * Describes the message zero.auth.v1.LogoutRequest.
+ * Use `create(LogoutRequestSchema)` to create a new message.
+ */
+export declare const LogoutRequestSchema: GenMessage<LogoutRequest>;
+
+/**
+ * @generated from message zero.auth.v1.LogoutResponse
+ */
+export declare type LogoutResponse = Message<"zero.auth.v1.LogoutResponse"> & {};
+
+/**
+ * Describes the message zero.auth.v1.LogoutResponse.
+ * Use `create(LogoutResponseSchema)` to create a new message.
+ */
+export declare const LogoutResponseSchema: GenMessage<LogoutResponse>;
+
+/**
+ * @generated from message zero.auth.v1.LogoutEverywhereRequest
+ */
+export declare type LogoutEverywhereRequest = Message<"zero.auth.v1.LogoutEverywhereRequest"> & {};
+
+/**
+ * Describes the message zero.auth.v1.LogoutEverywhereRequest.
+ * Use `create(LogoutEverywhereRequestSchema)` to create a new message.
+ */
+export declare const LogoutEverywhereRequestSchema: GenMessage<LogoutEverywhereRequest>;
+
+/**
+ * @generated from message zero.auth.v1.LogoutEverywhereResponse
+ */
+export declare type LogoutEverywhereResponse = Message<"zero.auth.v1.LogoutEverywhereResponse"> & {
+  /**
+   * How many sessions were still open and are now ended.
+   *
+   * @generated from field: int32 revoked_sessions = 1;
+   */
+  revokedSessions: number;
+};
+
+/**
+ * Describes the message zero.auth.v1.LogoutEverywhereResponse.
+ * Use `create(LogoutEverywhereResponseSchema)` to create a new message.
+ */
+export declare const LogoutEverywhereResponseSchema: GenMessage<LogoutEverywhereResponse>;
+
+/**
+ * @generated from message zero.auth.v1.GetMeRequest
+ */
+export declare type GetMeRequest = Message<"zero.auth.v1.GetMeRequest"> & {};
+
+/**
+ * Describes the message zero.auth.v1.GetMeRequest.
+ * Use `create(GetMeRequestSchema)` to create a new message.
+ */
+export declare const GetMeRequestSchema: GenMessage<GetMeRequest>;
+
+/**
+ * @generated from message zero.auth.v1.GetMeResponse
+ */
+export declare type GetMeResponse = Message<"zero.auth.v1.GetMeResponse"> & {
+  /**
+   * @generated from field: zero.auth.v1.User user = 1;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message zero.auth.v1.GetMeResponse.
+ * Use `create(GetMeResponseSchema)` to create a new message.
+ */
+export declare const GetMeResponseSchema: GenMessage<GetMeResponse>;
+
+/**
+ * @generated from message zero.auth.v1.ValidateTokenRequest
+ */
+export declare type ValidateTokenRequest = Message<"zero.auth.v1.ValidateTokenRequest"> & {};
+
+/**
+ * Describes the message zero.auth.v1.ValidateTokenRequest.
+ * Use `create(ValidateTokenRequestSchema)` to create a new message.
+ */
+export declare const ValidateTokenRequestSchema: GenMessage<ValidateTokenRequest>;
+
+/**
+ * @generated from message zero.auth.v1.ValidateTokenResponse
+ */
+export declare type ValidateTokenResponse = Message<"zero.auth.v1.ValidateTokenResponse"> & {
+  /**
+   * Always true: an invalid token is answered UNAUTHENTICATED.
+   *
+   * @generated from field: bool valid = 1;
+   */
+  valid: boolean;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: repeated string roles = 3;
+   */
+  roles: string[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expire_time = 4;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * The session the token belongs to.
+   *
+   * @generated from field: string session_id = 5;
+   */
+  sessionId: string;
+
+  /**
+   * @generated from field: zero.auth.v1.User user = 6;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message zero.auth.v1.ValidateTokenResponse.
+ * Use `create(ValidateTokenResponseSchema)` to create a new message.
+ */
+export declare const ValidateTokenResponseSchema: GenMessage<ValidateTokenResponse>;
+
+/**
+ * @generated from message zero.auth.v1.ChangePasswordRequest
+ */
+export declare type ChangePasswordRequest = Message<"zero.auth.v1.ChangePasswordRequest"> & {
+  /**
+   * @generated from field: string current_password = 1;
+   */
+  currentPassword: string;
+
+  /**
+   * 12 to 128 characters, not a common or breached password.
+   *
+   * @generated from field: string new_password = 2;
+   */
+  newPassword: string;
+};
+
+/**
+ * Describes the message zero.auth.v1.ChangePasswordRequest.
+ * Use `create(ChangePasswordRequestSchema)` to create a new message.
+ */
+export declare const ChangePasswordRequestSchema: GenMessage<ChangePasswordRequest>;
+
+/**
+ * @generated from message zero.auth.v1.ChangePasswordResponse
+ */
+export declare type ChangePasswordResponse = Message<"zero.auth.v1.ChangePasswordResponse"> & {
+  /**
+   * The caller's other sessions, now ended.
+   *
+   * @generated from field: int32 revoked_sessions = 1;
+   */
+  revokedSessions: number;
+};
+
+/**
+ * Describes the message zero.auth.v1.ChangePasswordResponse.
+ * Use `create(ChangePasswordResponseSchema)` to create a new message.
+ */
+export declare const ChangePasswordResponseSchema: GenMessage<ChangePasswordResponse>;
+
+/**
+ * @generated from message zero.auth.v1.SendVerificationEmailRequest
+ */
+export declare type SendVerificationEmailRequest = Message<"zero.auth.v1.SendVerificationEmailRequest"> & {};
+
+/**
+ * Describes the message zero.auth.v1.SendVerificationEmailRequest.
+ * Use `create(SendVerificationEmailRequestSchema)` to create a new message.
+ */
+export declare const SendVerificationEmailRequestSchema: GenMessage<SendVerificationEmailRequest>;
+
+/**
+ * @generated from message zero.auth.v1.SendVerificationEmailResponse
+ */
+export declare type SendVerificationEmailResponse =
+  Message<"zero.auth.v1.SendVerificationEmailResponse"> & {};
+
+/**
+ * Describes the message zero.auth.v1.SendVerificationEmailResponse.
+ * Use `create(SendVerificationEmailResponseSchema)` to create a new message.
+ */
+export declare const SendVerificationEmailResponseSchema: GenMessage<SendVerificationEmailResponse>;
+
+/**
+ * @generated from message zero.auth.v1.VerifyEmailRequest
+ */
+export declare type VerifyEmailRequest = Message<"zero.auth.v1.VerifyEmailRequest"> & {
+  /**
+   * The code from the verification email.
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message zero.auth.v1.VerifyEmailRequest.
+ * Use `create(VerifyEmailRequestSchema)` to create a new message.
+ */
+export declare const VerifyEmailRequestSchema: GenMessage<VerifyEmailRequest>;
+
+/**
+ * @generated from message zero.auth.v1.VerifyEmailResponse
+ */
+export declare type VerifyEmailResponse = Message<"zero.auth.v1.VerifyEmailResponse"> & {};
+
+/**
+ * Describes the message zero.auth.v1.VerifyEmailResponse.
+ * Use `create(VerifyEmailResponseSchema)` to create a new message.
+ */
+export declare const VerifyEmailResponseSchema: GenMessage<VerifyEmailResponse>;
+
+/**
+ * @generated from message zero.auth.v1.RequestPasswordResetRequest
+ */
+export declare type RequestPasswordResetRequest = Message<"zero.auth.v1.RequestPasswordResetRequest"> & {
+  /**
+   * @generated from field: string email = 1;
+   */
+  email: string;
+};
+
+/**
+ * Describes the message zero.auth.v1.RequestPasswordResetRequest.
+ * Use `create(RequestPasswordResetRequestSchema)` to create a new message.
+ */
+export declare const RequestPasswordResetRequestSchema: GenMessage<RequestPasswordResetRequest>;
+
+/**
+ * @generated from message zero.auth.v1.RequestPasswordResetResponse
+ */
+export declare type RequestPasswordResetResponse = Message<"zero.auth.v1.RequestPasswordResetResponse"> & {};
+
+/**
+ * Describes the message zero.auth.v1.RequestPasswordResetResponse.
+ * Use `create(RequestPasswordResetResponseSchema)` to create a new message.
+ */
+export declare const RequestPasswordResetResponseSchema: GenMessage<RequestPasswordResetResponse>;
+
+/**
+ * @generated from message zero.auth.v1.ResetPasswordRequest
+ */
+export declare type ResetPasswordRequest = Message<"zero.auth.v1.ResetPasswordRequest"> & {
+  /**
+   * The code from the password-reset email.
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+
+  /**
+   * 12 to 128 characters, not a common or breached password.
+   *
+   * @generated from field: string new_password = 2;
+   */
+  newPassword: string;
+};
+
+/**
+ * Describes the message zero.auth.v1.ResetPasswordRequest.
+ * Use `create(ResetPasswordRequestSchema)` to create a new message.
+ */
+export declare const ResetPasswordRequestSchema: GenMessage<ResetPasswordRequest>;
+
+/**
+ * @generated from message zero.auth.v1.ResetPasswordResponse
+ */
+export declare type ResetPasswordResponse = Message<"zero.auth.v1.ResetPasswordResponse"> & {};
+
+/**
+ * Describes the message zero.auth.v1.ResetPasswordResponse.
+ * Use `create(ResetPasswordResponseSchema)` to create a new message.
+ */
+export declare const ResetPasswordResponseSchema: GenMessage<ResetPasswordResponse>;
+
+/**
+ * @generated from message zero.auth.v1.DeleteAccountRequest
+ */
+export declare type DeleteAccountRequest = Message<"zero.auth.v1.DeleteAccountRequest"> & {
+  /**
+   * @generated from field: string password = 1;
+   */
+  password: string;
+
+  /**
+   * Needed when two-factor authentication is on: a current TOTP code or a recovery code.
+   *
+   * @generated from field: string code = 2;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message zero.auth.v1.DeleteAccountRequest.
+ * Use `create(DeleteAccountRequestSchema)` to create a new message.
+ */
+export declare const DeleteAccountRequestSchema: GenMessage<DeleteAccountRequest>;
+
+/**
+ * @generated from message zero.auth.v1.DeleteAccountResponse
+ */
+export declare type DeleteAccountResponse = Message<"zero.auth.v1.DeleteAccountResponse"> & {};
+
+/**
+ * Describes the message zero.auth.v1.DeleteAccountResponse.
+ * Use `create(DeleteAccountResponseSchema)` to create a new message.
+ */
+export declare const DeleteAccountResponseSchema: GenMessage<DeleteAccountResponse>;
 
 /**
  * @generated from message zero.auth.v1.GetJwksRequest
@@ -277,6 +795,35 @@ export declare type Jwk = Message<"zero.auth.v1.Jwk"> & {
 export declare const JwkSchema: GenMessage<Jwk>;
 
 /**
+ * Whether an account may sign in.
+ *
+ * @generated from enum zero.auth.v1.UserStatus
+ */
+export enum UserStatus {
+  /**
+   * @generated from enum value: USER_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: USER_STATUS_ACTIVE = 1;
+   */
+  ACTIVE = 1,
+
+  /**
+   * Deactivated by an admin: sign-in and refresh are refused, sessions were ended.
+   *
+   * @generated from enum value: USER_STATUS_DEACTIVATED = 2;
+   */
+  DEACTIVATED = 2,
+}
+
+/**
+ * Describes the enum zero.auth.v1.UserStatus.
+ */
+export declare const UserStatusSchema: GenEnum<UserStatus>;
+
+/**
  * Identity: accounts, credentials and the tokens that prove them. Access tokens are EdDSA JWTs
  * that every service verifies locally against the keys GetJwks publishes.
  *
@@ -314,5 +861,138 @@ export declare const AuthService: GenService<{
     methodKind: "unary";
     input: typeof GetJwksRequestSchema;
     output: typeof GetJwksResponseSchema;
+  };
+  /**
+   * The second step of a login when two-factor authentication is on: the `mfa_token` Login
+   * answered plus a current TOTP code (or one of the recovery codes) gives the tokens Login would
+   * have. A challenge allows five attempts within five minutes; failures count towards the
+   * account's login throttle.
+   *
+   * @generated from rpc zero.auth.v1.AuthService.CompleteLogin
+   */
+  completeLogin: {
+    methodKind: "unary";
+    input: typeof CompleteLoginRequestSchema;
+    output: typeof CompleteLoginResponseSchema;
+  };
+  /**
+   * Exchanges a refresh token for a new access token and a new refresh token. Every refresh token
+   * works once: presenting a spent one again revokes its whole session (a stolen copy is useless
+   * once either party used it), except within a few seconds of its use when the answer was lost
+   * (the retry then gets fresh tokens and the unused ones it replaces stop working).
+   *
+   * @generated from rpc zero.auth.v1.AuthService.RefreshToken
+   */
+  refreshToken: {
+    methodKind: "unary";
+    input: typeof RefreshTokenRequestSchema;
+    output: typeof RefreshTokenResponseSchema;
+  };
+  /**
+   * Ends the caller's session (the one its access token belongs to): its refresh token stops
+   * working and its access tokens are refused from now on.
+   *
+   * @generated from rpc zero.auth.v1.AuthService.Logout
+   */
+  logout: {
+    methodKind: "unary";
+    input: typeof LogoutRequestSchema;
+    output: typeof LogoutResponseSchema;
+  };
+  /**
+   * Ends every session of the caller, this one included.
+   *
+   * @generated from rpc zero.auth.v1.AuthService.LogoutEverywhere
+   */
+  logoutEverywhere: {
+    methodKind: "unary";
+    input: typeof LogoutEverywhereRequestSchema;
+    output: typeof LogoutEverywhereResponseSchema;
+  };
+  /**
+   * The caller's account. The legacy `GET /auth/profile` answers the user object itself.
+   *
+   * @generated from rpc zero.auth.v1.AuthService.GetMe
+   */
+  getMe: {
+    methodKind: "unary";
+    input: typeof GetMeRequestSchema;
+    output: typeof GetMeResponseSchema;
+  };
+  /**
+   * Answers whether the bearer token is valid (a refused token gets UNAUTHENTICATED, 401) and whose
+   * it is. Services verify tokens locally from the JWKS; this exists for the legacy clients of
+   * `GET /auth/validate` and `POST /auth/me`.
+   *
+   * @generated from rpc zero.auth.v1.AuthService.ValidateToken
+   */
+  validateToken: {
+    methodKind: "unary";
+    input: typeof ValidateTokenRequestSchema;
+    output: typeof ValidateTokenResponseSchema;
+  };
+  /**
+   * Changes the caller's password; needs the current one. Every other session is ended.
+   *
+   * @generated from rpc zero.auth.v1.AuthService.ChangePassword
+   */
+  changePassword: {
+    methodKind: "unary";
+    input: typeof ChangePasswordRequestSchema;
+    output: typeof ChangePasswordResponseSchema;
+  };
+  /**
+   * Emails the caller a new single-use verification code (valid one hour); earlier codes stop
+   * working. At most a few per hour.
+   *
+   * @generated from rpc zero.auth.v1.AuthService.SendVerificationEmail
+   */
+  sendVerificationEmail: {
+    methodKind: "unary";
+    input: typeof SendVerificationEmailRequestSchema;
+    output: typeof SendVerificationEmailResponseSchema;
+  };
+  /**
+   * Marks the email address verified with the code from the verification email.
+   *
+   * @generated from rpc zero.auth.v1.AuthService.VerifyEmail
+   */
+  verifyEmail: {
+    methodKind: "unary";
+    input: typeof VerifyEmailRequestSchema;
+    output: typeof VerifyEmailResponseSchema;
+  };
+  /**
+   * Emails a single-use password-reset code (valid 30 minutes) when an account has this address.
+   * The answer is the same whether or not one has: it never tells who has an account.
+   *
+   * @generated from rpc zero.auth.v1.AuthService.RequestPasswordReset
+   */
+  requestPasswordReset: {
+    methodKind: "unary";
+    input: typeof RequestPasswordResetRequestSchema;
+    output: typeof RequestPasswordResetResponseSchema;
+  };
+  /**
+   * Sets a new password with the code from the reset email. Every session of the account ends.
+   *
+   * @generated from rpc zero.auth.v1.AuthService.ResetPassword
+   */
+  resetPassword: {
+    methodKind: "unary";
+    input: typeof ResetPasswordRequestSchema;
+    output: typeof ResetPasswordResponseSchema;
+  };
+  /**
+   * Deletes the caller's account (GDPR erasure): needs the password, and a TOTP or recovery code
+   * when two-factor authentication is on. Publishes `UserDeleted`, on which every service erases
+   * or anonymises what it holds about the user.
+   *
+   * @generated from rpc zero.auth.v1.AuthService.DeleteAccount
+   */
+  deleteAccount: {
+    methodKind: "unary";
+    input: typeof DeleteAccountRequestSchema;
+    output: typeof DeleteAccountResponseSchema;
   };
 }>;

@@ -2,7 +2,7 @@
 // @generated from file zero/auth/v1/auth.proto (package zero.auth.v1, syntax proto3)
 /* eslint-disable */
 
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc, tsEnum } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb.js";
 import { file_google_api_field_behavior } from "../../../google/api/field_behavior_pb.js";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +14,7 @@ import { file_zero_options_v1_access } from "../../options/v1/access_pb.js";
 export const file_zero_auth_v1_auth =
   /*@__PURE__*/
   fileDesc(
-    "Chd6ZXJvL2F1dGgvdjEvYXV0aC5wcm90bxIMemVyby5hdXRoLnYxIqYBCgRVc2VyEg8KAmlkGAEgASgJQgPgQQMSEgoFZW1haWwYAiABKAlCA+BBAxIXCgpmaXJzdF9uYW1lGAMgASgJQgPgQQMSFgoJbGFzdF9uYW1lGAQgASgJQgPgQQMSEgoFcm9sZXMYBSADKAlCA+BBAxI0CgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAyJtCg9SZWdpc3RlclJlcXVlc3QSEgoFZW1haWwYASABKAlCA+BBAhIVCghwYXNzd29yZBgCIAEoCUID4EECEhcKCmZpcnN0X25hbWUYAyABKAlCA+BBARIWCglsYXN0X25hbWUYBCABKAlCA+BBASI0ChBSZWdpc3RlclJlc3BvbnNlEiAKBHVzZXIYASABKAsyEi56ZXJvLmF1dGgudjEuVXNlciI5CgxMb2dpblJlcXVlc3QSEgoFZW1haWwYASABKAlCA+BBAhIVCghwYXNzd29yZBgCIAEoCUID4EECIrEBCg1Mb2dpblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEhIKCmV4cGlyZXNfaW4YAyABKAUSFQoNcmVmcmVzaF90b2tlbhgEIAEoCRIaChJyZWZyZXNoX2V4cGlyZXNfaW4YBSABKAUSDQoFdG9rZW4YBiABKAkSIAoEdXNlchgHIAEoCzISLnplcm8uYXV0aC52MS5Vc2VyIhAKDkdldEp3a3NSZXF1ZXN0IjIKD0dldEp3a3NSZXNwb25zZRIfCgRrZXlzGAEgAygLMhEuemVyby5hdXRoLnYxLkp3ayJRCgNKd2sSCwoDa3R5GAEgASgJEgsKA2NydhgCIAEoCRIJCgF4GAMgASgJEgsKA2tpZBgEIAEoCRILCgNhbGcYBSABKAkSCwoDdXNlGAYgASgJMocDCgtBdXRoU2VydmljZRKEAQoIUmVnaXN0ZXISHS56ZXJvLmF1dGgudjEuUmVnaXN0ZXJSZXF1ZXN0Gh4uemVyby5hdXRoLnYxLlJlZ2lzdGVyUmVzcG9uc2UiOYi1GAGQtRgBgtPkkwIrOgEqWhM6ASoiDi9hdXRoL3JlZ2lzdGVyIhEvdjEvYXV0aC9yZWdpc3RlchJxCgVMb2dpbhIaLnplcm8uYXV0aC52MS5Mb2dpblJlcXVlc3QaGy56ZXJvLmF1dGgudjEuTG9naW5SZXNwb25zZSIviLUYAYLT5JMCJToBKloQOgEqIgsvYXV0aC9sb2dpbiIOL3YxL2F1dGgvbG9naW4SfgoHR2V0SndrcxIcLnplcm8uYXV0aC52MS5HZXRKd2tzUmVxdWVzdBodLnplcm8uYXV0aC52MS5HZXRKd2tzUmVzcG9uc2UiNpACAYi1GAGC0+STAilaGBIWLy53ZWxsLWtub3duL2p3a3MuanNvbhINL3YxL2F1dGgvandrc2IGcHJvdG8z",
+    "Chd6ZXJvL2F1dGgvdjEvYXV0aC5wcm90bxIMemVyby5hdXRoLnYxIs0CCgRVc2VyEg8KAmlkGAEgASgJQgPgQQMSEgoFZW1haWwYAiABKAlCA+BBAxIXCgpmaXJzdF9uYW1lGAMgASgJQgPgQQMSFgoJbGFzdF9uYW1lGAQgASgJQgPgQQMSEgoFcm9sZXMYBSADKAlCA+BBAxI0CgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAxIbCg5lbWFpbF92ZXJpZmllZBgHIAEoCEID4EEDEh8KEnR3b19mYWN0b3JfZW5hYmxlZBgIIAEoCEID4EEDEi0KBnN0YXR1cxgJIAEoDjIYLnplcm8uYXV0aC52MS5Vc2VyU3RhdHVzQgPgQQMSOAoPbGFzdF9sb2dpbl90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEID4EEDIm0KD1JlZ2lzdGVyUmVxdWVzdBISCgVlbWFpbBgBIAEoCUID4EECEhUKCHBhc3N3b3JkGAIgASgJQgPgQQISFwoKZmlyc3RfbmFtZRgDIAEoCUID4EEBEhYKCWxhc3RfbmFtZRgEIAEoCUID4EEBIjQKEFJlZ2lzdGVyUmVzcG9uc2USIAoEdXNlchgBIAEoCzISLnplcm8uYXV0aC52MS5Vc2VyIjkKDExvZ2luUmVxdWVzdBISCgVlbWFpbBgBIAEoCUID4EECEhUKCHBhc3N3b3JkGAIgASgJQgPgQQIi8gEKDUxvZ2luUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoBRIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEhoKEnJlZnJlc2hfZXhwaXJlc19pbhgFIAEoBRINCgV0b2tlbhgGIAEoCRIgCgR1c2VyGAcgASgLMhIuemVyby5hdXRoLnYxLlVzZXISFAoMbWZhX3JlcXVpcmVkGAggASgIEhEKCW1mYV90b2tlbhgJIAEoCRIWCg5tZmFfZXhwaXJlc19pbhgKIAEoBSJdChRDb21wbGV0ZUxvZ2luUmVxdWVzdBIWCgltZmFfdG9rZW4YASABKAlCA+BBAhIRCgRjb2RlGAIgASgJQgPgQQESGgoNcmVjb3ZlcnlfY29kZRgDIAEoCUID4EEBIrkBChVDb21wbGV0ZUxvZ2luUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCnRva2VuX3R5cGUYAiABKAkSEgoKZXhwaXJlc19pbhgDIAEoBRIVCg1yZWZyZXNoX3Rva2VuGAQgASgJEhoKEnJlZnJlc2hfZXhwaXJlc19pbhgFIAEoBRINCgV0b2tlbhgGIAEoCRIgCgR1c2VyGAcgASgLMhIuemVyby5hdXRoLnYxLlVzZXIiMQoTUmVmcmVzaFRva2VuUmVxdWVzdBIaCg1yZWZyZXNoX3Rva2VuGAEgASgJQgPgQQIilgEKFFJlZnJlc2hUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEhIKCmV4cGlyZXNfaW4YAyABKAUSFQoNcmVmcmVzaF90b2tlbhgEIAEoCRIaChJyZWZyZXNoX2V4cGlyZXNfaW4YBSABKAUSDQoFdG9rZW4YBiABKAkiDwoNTG9nb3V0UmVxdWVzdCIQCg5Mb2dvdXRSZXNwb25zZSIZChdMb2dvdXRFdmVyeXdoZXJlUmVxdWVzdCI0ChhMb2dvdXRFdmVyeXdoZXJlUmVzcG9uc2USGAoQcmV2b2tlZF9zZXNzaW9ucxgBIAEoBSIOCgxHZXRNZVJlcXVlc3QiMQoNR2V0TWVSZXNwb25zZRIgCgR1c2VyGAEgASgLMhIuemVyby5hdXRoLnYxLlVzZXIiFgoUVmFsaWRhdGVUb2tlblJlcXVlc3QirQEKFVZhbGlkYXRlVG9rZW5SZXNwb25zZRINCgV2YWxpZBgBIAEoCBIPCgd1c2VyX2lkGAIgASgJEg0KBXJvbGVzGAMgAygJEi8KC2V4cGlyZV90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpzZXNzaW9uX2lkGAUgASgJEiAKBHVzZXIYBiABKAsyEi56ZXJvLmF1dGgudjEuVXNlciJRChVDaGFuZ2VQYXNzd29yZFJlcXVlc3QSHQoQY3VycmVudF9wYXNzd29yZBgBIAEoCUID4EECEhkKDG5ld19wYXNzd29yZBgCIAEoCUID4EECIjIKFkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USGAoQcmV2b2tlZF9zZXNzaW9ucxgBIAEoBSIeChxTZW5kVmVyaWZpY2F0aW9uRW1haWxSZXF1ZXN0Ih8KHVNlbmRWZXJpZmljYXRpb25FbWFpbFJlc3BvbnNlIicKElZlcmlmeUVtYWlsUmVxdWVzdBIRCgRjb2RlGAEgASgJQgPgQQIiFQoTVmVyaWZ5RW1haWxSZXNwb25zZSIxChtSZXF1ZXN0UGFzc3dvcmRSZXNldFJlcXVlc3QSEgoFZW1haWwYASABKAlCA+BBAiIeChxSZXF1ZXN0UGFzc3dvcmRSZXNldFJlc3BvbnNlIkQKFFJlc2V0UGFzc3dvcmRSZXF1ZXN0EhEKBGNvZGUYASABKAlCA+BBAhIZCgxuZXdfcGFzc3dvcmQYAiABKAlCA+BBAiIXChVSZXNldFBhc3N3b3JkUmVzcG9uc2UiQAoURGVsZXRlQWNjb3VudFJlcXVlc3QSFQoIcGFzc3dvcmQYASABKAlCA+BBAhIRCgRjb2RlGAIgASgJQgPgQQEiFwoVRGVsZXRlQWNjb3VudFJlc3BvbnNlIhAKDkdldEp3a3NSZXF1ZXN0IjIKD0dldEp3a3NSZXNwb25zZRIfCgRrZXlzGAEgAygLMhEuemVyby5hdXRoLnYxLkp3ayJRCgNKd2sSCwoDa3R5GAEgASgJEgsKA2NydhgCIAEoCRIJCgF4GAMgASgJEgsKA2tpZBgEIAEoCRILCgNhbGcYBSABKAkSCwoDdXNlGAYgASgJKl4KClVzZXJTdGF0dXMSGwoXVVNFUl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJVU0VSX1NUQVRVU19BQ1RJVkUQARIbChdVU0VSX1NUQVRVU19ERUFDVElWQVRFRBACMuYPCgtBdXRoU2VydmljZRKEAQoIUmVnaXN0ZXISHS56ZXJvLmF1dGgudjEuUmVnaXN0ZXJSZXF1ZXN0Gh4uemVyby5hdXRoLnYxLlJlZ2lzdGVyUmVzcG9uc2UiOYi1GAGQtRgBgtPkkwIrOgEqWhM6ASoiDi9hdXRoL3JlZ2lzdGVyIhEvdjEvYXV0aC9yZWdpc3RlchJxCgVMb2dpbhIaLnplcm8uYXV0aC52MS5Mb2dpblJlcXVlc3QaGy56ZXJvLmF1dGgudjEuTG9naW5SZXNwb25zZSIviLUYAYLT5JMCJToBKloQOgEqIgsvYXV0aC9sb2dpbiIOL3YxL2F1dGgvbG9naW4SfgoHR2V0SndrcxIcLnplcm8uYXV0aC52MS5HZXRKd2tzUmVxdWVzdBodLnplcm8uYXV0aC52MS5HZXRKd2tzUmVzcG9uc2UiNpACAYi1GAGC0+STAilaGBIWLy53ZWxsLWtub3duL2p3a3MuanNvbhINL3YxL2F1dGgvandrcxKCAQoNQ29tcGxldGVMb2dpbhIiLnplcm8uYXV0aC52MS5Db21wbGV0ZUxvZ2luUmVxdWVzdBojLnplcm8uYXV0aC52MS5Db21wbGV0ZUxvZ2luUmVzcG9uc2UiKIi1GAGC0+STAh46ASoiGS92MS9hdXRoL2xvZ2luL3R3by1mYWN0b3ISigEKDFJlZnJlc2hUb2tlbhIhLnplcm8uYXV0aC52MS5SZWZyZXNoVG9rZW5SZXF1ZXN0GiIuemVyby5hdXRoLnYxLlJlZnJlc2hUb2tlblJlc3BvbnNlIjOItRgBgtPkkwIpOgEqWhI6ASoiDS9hdXRoL3JlZnJlc2giEC92MS9hdXRoL3JlZnJlc2gSYwoGTG9nb3V0EhsuemVyby5hdXRoLnYxLkxvZ291dFJlcXVlc3QaHC56ZXJvLmF1dGgudjEuTG9nb3V0UmVzcG9uc2UiHoi1GAKC0+STAhQ6ASoiDy92MS9hdXRoL2xvZ291dBKMAQoQTG9nb3V0RXZlcnl3aGVyZRIlLnplcm8uYXV0aC52MS5Mb2dvdXRFdmVyeXdoZXJlUmVxdWVzdBomLnplcm8uYXV0aC52MS5Mb2dvdXRFdmVyeXdoZXJlUmVzcG9uc2UiKYi1GAKC0+STAh86ASoiGi92MS9hdXRoL2xvZ291dC1ldmVyeXdoZXJlEnMKBUdldE1lEhouemVyby5hdXRoLnYxLkdldE1lUmVxdWVzdBobLnplcm8uYXV0aC52MS5HZXRNZVJlc3BvbnNlIjGQAgGItRgCgtPkkwIkWhViBHVzZXISDS9hdXRoL3Byb2ZpbGUSCy92MS9hdXRoL21lEpsBCg1WYWxpZGF0ZVRva2VuEiIuemVyby5hdXRoLnYxLlZhbGlkYXRlVG9rZW5SZXF1ZXN0GiMuemVyby5hdXRoLnYxLlZhbGlkYXRlVG9rZW5SZXNwb25zZSJBkAIBiLUYAoLT5JMCNFoQEg4vYXV0aC92YWxpZGF0ZVoNOgEqIggvYXV0aC9tZRIRL3YxL2F1dGgvdmFsaWRhdGUShAEKDkNoYW5nZVBhc3N3b3JkEiMuemVyby5hdXRoLnYxLkNoYW5nZVBhc3N3b3JkUmVxdWVzdBokLnplcm8uYXV0aC52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlIieItRgCgtPkkwIdOgEqIhgvdjEvYXV0aC9wYXNzd29yZC9jaGFuZ2USnAEKFVNlbmRWZXJpZmljYXRpb25FbWFpbBIqLnplcm8uYXV0aC52MS5TZW5kVmVyaWZpY2F0aW9uRW1haWxSZXF1ZXN0GisuemVyby5hdXRoLnYxLlNlbmRWZXJpZmljYXRpb25FbWFpbFJlc3BvbnNlIiqItRgCgtPkkwIgOgEqIhsvdjEvYXV0aC9lbWFpbC92ZXJpZmljYXRpb24SeAoLVmVyaWZ5RW1haWwSIC56ZXJvLmF1dGgudjEuVmVyaWZ5RW1haWxSZXF1ZXN0GiEuemVyby5hdXRoLnYxLlZlcmlmeUVtYWlsUmVzcG9uc2UiJIi1GAGC0+STAho6ASoiFS92MS9hdXRoL2VtYWlsL3ZlcmlmeRKVAQoUUmVxdWVzdFBhc3N3b3JkUmVzZXQSKS56ZXJvLmF1dGgudjEuUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXF1ZXN0GiouemVyby5hdXRoLnYxLlJlcXVlc3RQYXNzd29yZFJlc2V0UmVzcG9uc2UiJoi1GAGC0+STAhw6ASoiFy92MS9hdXRoL3Bhc3N3b3JkLXJlc2V0EogBCg1SZXNldFBhc3N3b3JkEiIuemVyby5hdXRoLnYxLlJlc2V0UGFzc3dvcmRSZXF1ZXN0GiMuemVyby5hdXRoLnYxLlJlc2V0UGFzc3dvcmRSZXNwb25zZSIuiLUYAYLT5JMCJDoBKiIfL3YxL2F1dGgvcGFzc3dvcmQtcmVzZXQvY29uZmlybRKAAQoNRGVsZXRlQWNjb3VudBIiLnplcm8uYXV0aC52MS5EZWxldGVBY2NvdW50UmVxdWVzdBojLnplcm8uYXV0aC52MS5EZWxldGVBY2NvdW50UmVzcG9uc2UiJoi1GAKC0+STAhw6ASoiFy92MS9hdXRoL2FjY291bnQvZGVsZXRlYgZwcm90bzM",
     [
       file_google_api_annotations,
       file_google_api_field_behavior,
@@ -54,22 +54,178 @@ export const LoginRequestSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_au
 export const LoginResponseSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 4);
 
 /**
+ * Describes the message zero.auth.v1.CompleteLoginRequest.
+ * Use `create(CompleteLoginRequestSchema)` to create a new message.
+ */
+export const CompleteLoginRequestSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 5);
+
+/**
+ * Describes the message zero.auth.v1.CompleteLoginResponse.
+ * Use `create(CompleteLoginResponseSchema)` to create a new message.
+ */
+export const CompleteLoginResponseSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 6);
+
+/**
+ * Describes the message zero.auth.v1.RefreshTokenRequest.
+ * Use `create(RefreshTokenRequestSchema)` to create a new message.
+ */
+export const RefreshTokenRequestSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 7);
+
+/**
+ * Describes the message zero.auth.v1.RefreshTokenResponse.
+ * Use `create(RefreshTokenResponseSchema)` to create a new message.
+ */
+export const RefreshTokenResponseSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 8);
+
+/**
+ * Describes the message zero.auth.v1.LogoutRequest.
+ * Use `create(LogoutRequestSchema)` to create a new message.
+ */
+export const LogoutRequestSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 9);
+
+/**
+ * Describes the message zero.auth.v1.LogoutResponse.
+ * Use `create(LogoutResponseSchema)` to create a new message.
+ */
+export const LogoutResponseSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 10);
+
+/**
+ * Describes the message zero.auth.v1.LogoutEverywhereRequest.
+ * Use `create(LogoutEverywhereRequestSchema)` to create a new message.
+ */
+export const LogoutEverywhereRequestSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 11);
+
+/**
+ * Describes the message zero.auth.v1.LogoutEverywhereResponse.
+ * Use `create(LogoutEverywhereResponseSchema)` to create a new message.
+ */
+export const LogoutEverywhereResponseSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 12);
+
+/**
+ * Describes the message zero.auth.v1.GetMeRequest.
+ * Use `create(GetMeRequestSchema)` to create a new message.
+ */
+export const GetMeRequestSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 13);
+
+/**
+ * Describes the message zero.auth.v1.GetMeResponse.
+ * Use `create(GetMeResponseSchema)` to create a new message.
+ */
+export const GetMeResponseSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 14);
+
+/**
+ * Describes the message zero.auth.v1.ValidateTokenRequest.
+ * Use `create(ValidateTokenRequestSchema)` to create a new message.
+ */
+export const ValidateTokenRequestSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 15);
+
+/**
+ * Describes the message zero.auth.v1.ValidateTokenResponse.
+ * Use `create(ValidateTokenResponseSchema)` to create a new message.
+ */
+export const ValidateTokenResponseSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 16);
+
+/**
+ * Describes the message zero.auth.v1.ChangePasswordRequest.
+ * Use `create(ChangePasswordRequestSchema)` to create a new message.
+ */
+export const ChangePasswordRequestSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 17);
+
+/**
+ * Describes the message zero.auth.v1.ChangePasswordResponse.
+ * Use `create(ChangePasswordResponseSchema)` to create a new message.
+ */
+export const ChangePasswordResponseSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 18);
+
+/**
+ * Describes the message zero.auth.v1.SendVerificationEmailRequest.
+ * Use `create(SendVerificationEmailRequestSchema)` to create a new message.
+ */
+export const SendVerificationEmailRequestSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 19);
+
+/**
+ * Describes the message zero.auth.v1.SendVerificationEmailResponse.
+ * Use `create(SendVerificationEmailResponseSchema)` to create a new message.
+ */
+export const SendVerificationEmailResponseSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 20);
+
+/**
+ * Describes the message zero.auth.v1.VerifyEmailRequest.
+ * Use `create(VerifyEmailRequestSchema)` to create a new message.
+ */
+export const VerifyEmailRequestSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 21);
+
+/**
+ * Describes the message zero.auth.v1.VerifyEmailResponse.
+ * Use `create(VerifyEmailResponseSchema)` to create a new message.
+ */
+export const VerifyEmailResponseSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 22);
+
+/**
+ * Describes the message zero.auth.v1.RequestPasswordResetRequest.
+ * Use `create(RequestPasswordResetRequestSchema)` to create a new message.
+ */
+export const RequestPasswordResetRequestSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 23);
+
+/**
+ * Describes the message zero.auth.v1.RequestPasswordResetResponse.
+ * Use `create(RequestPasswordResetResponseSchema)` to create a new message.
+ */
+export const RequestPasswordResetResponseSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 24);
+
+/**
+ * Describes the message zero.auth.v1.ResetPasswordRequest.
+ * Use `create(ResetPasswordRequestSchema)` to create a new message.
+ */
+export const ResetPasswordRequestSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 25);
+
+/**
+ * Describes the message zero.auth.v1.ResetPasswordResponse.
+ * Use `create(ResetPasswordResponseSchema)` to create a new message.
+ */
+export const ResetPasswordResponseSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 26);
+
+/**
+ * Describes the message zero.auth.v1.DeleteAccountRequest.
+ * Use `create(DeleteAccountRequestSchema)` to create a new message.
+ */
+export const DeleteAccountRequestSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 27);
+
+/**
+ * Describes the message zero.auth.v1.DeleteAccountResponse.
+ * Use `create(DeleteAccountResponseSchema)` to create a new message.
+ */
+export const DeleteAccountResponseSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 28);
+
+/**
  * Describes the message zero.auth.v1.GetJwksRequest.
  * Use `create(GetJwksRequestSchema)` to create a new message.
  */
-export const GetJwksRequestSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 5);
+export const GetJwksRequestSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 29);
 
 /**
  * Describes the message zero.auth.v1.GetJwksResponse.
  * Use `create(GetJwksResponseSchema)` to create a new message.
  */
-export const GetJwksResponseSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 6);
+export const GetJwksResponseSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 30);
 
 /**
  * Describes the message zero.auth.v1.Jwk.
  * Use `create(JwkSchema)` to create a new message.
  */
-export const JwkSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 7);
+export const JwkSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_auth, 31);
+
+/**
+ * Describes the enum zero.auth.v1.UserStatus.
+ */
+export const UserStatusSchema = /*@__PURE__*/ enumDesc(file_zero_auth_v1_auth, 0);
+
+/**
+ * Whether an account may sign in.
+ *
+ * @generated from enum zero.auth.v1.UserStatus
+ */
+export const UserStatus = /*@__PURE__*/ tsEnum(UserStatusSchema);
 
 /**
  * Identity: accounts, credentials and the tokens that prove them. Access tokens are EdDSA JWTs

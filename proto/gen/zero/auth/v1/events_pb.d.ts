@@ -2,7 +2,7 @@
 // @generated from file zero/auth/v1/events.proto (package zero.auth.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 
@@ -48,3 +48,283 @@ export declare type UserRegistered = Message<"zero.auth.v1.UserRegistered"> & {
  * Use `create(UserRegisteredSchema)` to create a new message.
  */
 export declare const UserRegisteredSchema: GenMessage<UserRegistered>;
+
+/**
+ * Someone signed in (after the second factor, when two-factor authentication is on). Personal
+ * data (address, user agent) for the audit trail; erased with the account.
+ *
+ * @generated from message zero.auth.v1.UserLoggedIn
+ */
+export declare type UserLoggedIn = Message<"zero.auth.v1.UserLoggedIn"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The new session (the `sid` of its access tokens).
+   *
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+
+  /**
+   * The client address as the gateway saw it.
+   *
+   * @generated from field: string ip_address = 3;
+   */
+  ipAddress: string;
+
+  /**
+   * @generated from field: string user_agent = 4;
+   */
+  userAgent: string;
+
+  /**
+   * A second factor was used.
+   *
+   * @generated from field: bool two_factor = 5;
+   */
+  twoFactor: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp login_time = 6;
+   */
+  loginTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message zero.auth.v1.UserLoggedIn.
+ * Use `create(UserLoggedInSchema)` to create a new message.
+ */
+export declare const UserLoggedInSchema: GenMessage<UserLoggedIn>;
+
+/**
+ * A sign-in attempt failed. Attempts refused by the throttle are not published (a flood would
+ * otherwise become one event per request); the throttle's counters are in Redis.
+ *
+ * @generated from message zero.auth.v1.LoginFailed
+ */
+export declare type LoginFailed = Message<"zero.auth.v1.LoginFailed"> & {
+  /**
+   * The account when the email belongs to one, else empty. The email itself is never included.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: zero.auth.v1.LoginFailureReason reason = 2;
+   */
+  reason: LoginFailureReason;
+
+  /**
+   * @generated from field: string ip_address = 3;
+   */
+  ipAddress: string;
+
+  /**
+   * @generated from field: string user_agent = 4;
+   */
+  userAgent: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp attempt_time = 5;
+   */
+  attemptTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message zero.auth.v1.LoginFailed.
+ * Use `create(LoginFailedSchema)` to create a new message.
+ */
+export declare const LoginFailedSchema: GenMessage<LoginFailed>;
+
+/**
+ * A password changed (never the password itself).
+ *
+ * @generated from message zero.auth.v1.PasswordChanged
+ */
+export declare type PasswordChanged = Message<"zero.auth.v1.PasswordChanged"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: zero.auth.v1.PasswordChangeReason reason = 2;
+   */
+  reason: PasswordChangeReason;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp change_time = 3;
+   */
+  changeTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message zero.auth.v1.PasswordChanged.
+ * Use `create(PasswordChangedSchema)` to create a new message.
+ */
+export declare const PasswordChangedSchema: GenMessage<PasswordChanged>;
+
+/**
+ * The owner proved they receive mail at this address.
+ *
+ * @generated from message zero.auth.v1.EmailVerified
+ */
+export declare type EmailVerified = Message<"zero.auth.v1.EmailVerified"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string email = 2;
+   */
+  email: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp verify_time = 3;
+   */
+  verifyTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message zero.auth.v1.EmailVerified.
+ * Use `create(EmailVerifiedSchema)` to create a new message.
+ */
+export declare const EmailVerifiedSchema: GenMessage<EmailVerified>;
+
+/**
+ * An account was deleted (by its owner or an admin). Every service that keeps personal data about
+ * `user_id` erases or anonymises it when it receives this.
+ *
+ * @generated from message zero.auth.v1.UserDeleted
+ */
+export declare type UserDeleted = Message<"zero.auth.v1.UserDeleted"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp delete_time = 2;
+   */
+  deleteTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message zero.auth.v1.UserDeleted.
+ * Use `create(UserDeletedSchema)` to create a new message.
+ */
+export declare const UserDeletedSchema: GenMessage<UserDeleted>;
+
+/**
+ * An admin changed an account's roles.
+ *
+ * @generated from message zero.auth.v1.RolesChanged
+ */
+export declare type RolesChanged = Message<"zero.auth.v1.RolesChanged"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: repeated string roles = 2;
+   */
+  roles: string[];
+
+  /**
+   * @generated from field: repeated string previous_roles = 3;
+   */
+  previousRoles: string[];
+
+  /**
+   * The admin who made the change (`sub` of their token).
+   *
+   * @generated from field: string changed_by = 4;
+   */
+  changedBy: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp change_time = 5;
+   */
+  changeTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message zero.auth.v1.RolesChanged.
+ * Use `create(RolesChangedSchema)` to create a new message.
+ */
+export declare const RolesChangedSchema: GenMessage<RolesChanged>;
+
+/**
+ * Why a sign-in failed.
+ *
+ * @generated from enum zero.auth.v1.LoginFailureReason
+ */
+export enum LoginFailureReason {
+  /**
+   * @generated from enum value: LOGIN_FAILURE_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Wrong password, or no account has this email (not told apart).
+   *
+   * @generated from enum value: LOGIN_FAILURE_REASON_INVALID_CREDENTIALS = 1;
+   */
+  INVALID_CREDENTIALS = 1,
+
+  /**
+   * The account is deactivated (the password was right).
+   *
+   * @generated from enum value: LOGIN_FAILURE_REASON_ACCOUNT_DEACTIVATED = 2;
+   */
+  ACCOUNT_DEACTIVATED = 2,
+
+  /**
+   * A wrong TOTP or recovery code.
+   *
+   * @generated from enum value: LOGIN_FAILURE_REASON_INVALID_SECOND_FACTOR = 3;
+   */
+  INVALID_SECOND_FACTOR = 3,
+}
+
+/**
+ * Describes the enum zero.auth.v1.LoginFailureReason.
+ */
+export declare const LoginFailureReasonSchema: GenEnum<LoginFailureReason>;
+
+/**
+ * Why a password changed.
+ *
+ * @generated from enum zero.auth.v1.PasswordChangeReason
+ */
+export enum PasswordChangeReason {
+  /**
+   * @generated from enum value: PASSWORD_CHANGE_REASON_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The owner changed it, giving the current one.
+   *
+   * @generated from enum value: PASSWORD_CHANGE_REASON_CHANGED = 1;
+   */
+  CHANGED = 1,
+
+  /**
+   * Set with a password-reset code.
+   *
+   * @generated from enum value: PASSWORD_CHANGE_REASON_RESET = 2;
+   */
+  RESET = 2,
+}
+
+/**
+ * Describes the enum zero.auth.v1.PasswordChangeReason.
+ */
+export declare const PasswordChangeReasonSchema: GenEnum<PasswordChangeReason>;

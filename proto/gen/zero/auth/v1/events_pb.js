@@ -2,7 +2,7 @@
 // @generated from file zero/auth/v1/events.proto (package zero.auth.v1, syntax proto3)
 /* eslint-disable */
 
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, tsEnum } from "@bufbuild/protobuf/codegenv2";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 
 /**
@@ -11,7 +11,7 @@ import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 export const file_zero_auth_v1_events =
   /*@__PURE__*/
   fileDesc(
-    "Chl6ZXJvL2F1dGgvdjEvZXZlbnRzLnByb3RvEgx6ZXJvLmF1dGgudjEiigEKDlVzZXJSZWdpc3RlcmVkEg8KB3VzZXJfaWQYASABKAkSDQoFZW1haWwYAiABKAkSEgoKZmlyc3RfbmFtZRgDIAEoCRIRCglsYXN0X25hbWUYBCABKAkSMQoNcmVnaXN0ZXJfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw",
+    "Chl6ZXJvL2F1dGgvdjEvZXZlbnRzLnByb3RvEgx6ZXJvLmF1dGgudjEiigEKDlVzZXJSZWdpc3RlcmVkEg8KB3VzZXJfaWQYASABKAkSDQoFZW1haWwYAiABKAkSEgoKZmlyc3RfbmFtZRgDIAEoCRIRCglsYXN0X25hbWUYBCABKAkSMQoNcmVnaXN0ZXJfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAinwEKDFVzZXJMb2dnZWRJbhIPCgd1c2VyX2lkGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSEgoKaXBfYWRkcmVzcxgDIAEoCRISCgp1c2VyX2FnZW50GAQgASgJEhIKCnR3b19mYWN0b3IYBSABKAgSLgoKbG9naW5fdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiqgEKC0xvZ2luRmFpbGVkEg8KB3VzZXJfaWQYASABKAkSMAoGcmVhc29uGAIgASgOMiAuemVyby5hdXRoLnYxLkxvZ2luRmFpbHVyZVJlYXNvbhISCgppcF9hZGRyZXNzGAMgASgJEhIKCnVzZXJfYWdlbnQYBCABKAkSMAoMYXR0ZW1wdF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKHAQoPUGFzc3dvcmRDaGFuZ2VkEg8KB3VzZXJfaWQYASABKAkSMgoGcmVhc29uGAIgASgOMiIuemVyby5hdXRoLnYxLlBhc3N3b3JkQ2hhbmdlUmVhc29uEi8KC2NoYW5nZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJgCg1FbWFpbFZlcmlmaWVkEg8KB3VzZXJfaWQYASABKAkSDQoFZW1haWwYAiABKAkSLwoLdmVyaWZ5X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk8KC1VzZXJEZWxldGVkEg8KB3VzZXJfaWQYASABKAkSLwoLZGVsZXRlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIosBCgxSb2xlc0NoYW5nZWQSDwoHdXNlcl9pZBgBIAEoCRINCgVyb2xlcxgCIAMoCRIWCg5wcmV2aW91c19yb2xlcxgDIAMoCRISCgpjaGFuZ2VkX2J5GAQgASgJEi8KC2NoYW5nZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCrGAQoSTG9naW5GYWlsdXJlUmVhc29uEiQKIExPR0lOX0ZBSUxVUkVfUkVBU09OX1VOU1BFQ0lGSUVEEAASLAooTE9HSU5fRkFJTFVSRV9SRUFTT05fSU5WQUxJRF9DUkVERU5USUFMUxABEiwKKExPR0lOX0ZBSUxVUkVfUkVBU09OX0FDQ09VTlRfREVBQ1RJVkFURUQQAhIuCipMT0dJTl9GQUlMVVJFX1JFQVNPTl9JTlZBTElEX1NFQ09ORF9GQUNUT1IQAyqEAQoUUGFzc3dvcmRDaGFuZ2VSZWFzb24SJgoiUEFTU1dPUkRfQ0hBTkdFX1JFQVNPTl9VTlNQRUNJRklFRBAAEiIKHlBBU1NXT1JEX0NIQU5HRV9SRUFTT05fQ0hBTkdFRBABEiAKHFBBU1NXT1JEX0NIQU5HRV9SRUFTT05fUkVTRVQQAmIGcHJvdG8z",
     [file_google_protobuf_timestamp],
   );
 
@@ -20,3 +20,63 @@ export const file_zero_auth_v1_events =
  * Use `create(UserRegisteredSchema)` to create a new message.
  */
 export const UserRegisteredSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_events, 0);
+
+/**
+ * Describes the message zero.auth.v1.UserLoggedIn.
+ * Use `create(UserLoggedInSchema)` to create a new message.
+ */
+export const UserLoggedInSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_events, 1);
+
+/**
+ * Describes the message zero.auth.v1.LoginFailed.
+ * Use `create(LoginFailedSchema)` to create a new message.
+ */
+export const LoginFailedSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_events, 2);
+
+/**
+ * Describes the message zero.auth.v1.PasswordChanged.
+ * Use `create(PasswordChangedSchema)` to create a new message.
+ */
+export const PasswordChangedSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_events, 3);
+
+/**
+ * Describes the message zero.auth.v1.EmailVerified.
+ * Use `create(EmailVerifiedSchema)` to create a new message.
+ */
+export const EmailVerifiedSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_events, 4);
+
+/**
+ * Describes the message zero.auth.v1.UserDeleted.
+ * Use `create(UserDeletedSchema)` to create a new message.
+ */
+export const UserDeletedSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_events, 5);
+
+/**
+ * Describes the message zero.auth.v1.RolesChanged.
+ * Use `create(RolesChangedSchema)` to create a new message.
+ */
+export const RolesChangedSchema = /*@__PURE__*/ messageDesc(file_zero_auth_v1_events, 6);
+
+/**
+ * Describes the enum zero.auth.v1.LoginFailureReason.
+ */
+export const LoginFailureReasonSchema = /*@__PURE__*/ enumDesc(file_zero_auth_v1_events, 0);
+
+/**
+ * Why a sign-in failed.
+ *
+ * @generated from enum zero.auth.v1.LoginFailureReason
+ */
+export const LoginFailureReason = /*@__PURE__*/ tsEnum(LoginFailureReasonSchema);
+
+/**
+ * Describes the enum zero.auth.v1.PasswordChangeReason.
+ */
+export const PasswordChangeReasonSchema = /*@__PURE__*/ enumDesc(file_zero_auth_v1_events, 1);
+
+/**
+ * Why a password changed.
+ *
+ * @generated from enum zero.auth.v1.PasswordChangeReason
+ */
+export const PasswordChangeReason = /*@__PURE__*/ tsEnum(PasswordChangeReasonSchema);

@@ -52,6 +52,14 @@ export enum Access {
    * @generated from enum value: ACCESS_INTERNAL = 4;
    */
   INTERNAL = 4,
+
+  /**
+   * No bearer token: the request carries its own credentials (a service's client id and secret)
+   * and the handler authenticates them. Like INTERNAL, the gateway never routes these.
+   *
+   * @generated from enum value: ACCESS_SERVICE_CREDENTIALS = 5;
+   */
+  SERVICE_CREDENTIALS = 5,
 }
 
 /**

@@ -217,6 +217,14 @@ export declare type FailRequest = Message<"zero.testing.v1.FailRequest"> & {
    * @generated from field: string message = 2;
    */
   message: string;
+
+  /**
+   * When set (e.g. `422`), the error's ErrorInfo carries it as metadata `http_status`: the REST
+   * status the gateway answers instead of the one of the code's standard mapping.
+   *
+   * @generated from field: string http_status = 3;
+   */
+  httpStatus: string;
 };
 
 /**
@@ -237,9 +245,10 @@ export declare type FailResponse = Message<"zero.testing.v1.FailResponse"> & {};
 export declare const FailResponseSchema: GenMessage<FailResponse>;
 
 /**
- * A service with no domain: the fixture the kit's and the gateway's tests and the benchmarks run
- * against (one method per access policy, a streaming method, a failing method). It is never
- * deployed with the platform.
+ * A service with no domain (one method per access policy, a streaming method, a failing method):
+ * what the kit's and the gateway's tests and the benchmarks run against, and, served by the
+ * diagnostic `echo` service (port 9099), a way to try every access level and protocol through the
+ * gateway of a running platform.
  *
  * @generated from service zero.testing.v1.EchoService
  */

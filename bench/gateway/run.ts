@@ -1,0 +1,492 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { SignJWT, exportJWK, generateKeyPair } from "jose";
+import { freePort } from "@zero/testkit/ports";
+import { probeTcp, startProcess, type ServerProcess } from "@zero/testkit/server-process";
+import type { LoadResult, LoadSpec } from "./load-generator.js";
+import type { SutOptions } from "./sut.js";
+
+// The gateway benchmark: ONE run measures the ceiling of this machine (bare node:http), a direct
+// Connect call to the echo service, the same call as REST through the gateway, and the gateway
+// with each edge feature (authentication with its cache, Redis rate limiting, tracing) and with
+// all of them; then the latency the gateway adds at half of its saturation. The system under test
+// (echo, gateway, Redis) runs on core 0, the load generator on core 1.
+//
+//   pnpm --filter @zero/bench gateway            (or: node --import tsx bench/gateway/run.ts)
+//   BENCH_SECONDS=15 BENCH_CONNECTIONS=50 …      (defaults 8 s per measurement, 50 connections)
+//
+// Only loopback addresses are targeted; every process started here is stopped at the end.
+
+const here = fileURLToPath(new URL(".", import.meta.url));
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const SUT_CORE = "0";
+const LOAD_CORE = "1";
+
+const has = (command: string): boolean => spawnSync("sh", ["-c", `command -v ${command}`]).status === 0;
+const pinning = has("taskset") && os.cpus().length >= 2;
+const useWrk = has("wrk") && process.env.BENCH_LOADGEN !== "node";
+const pinned = (core: string, command: string[]): string[] =>
+  pinning ? ["taskset", "-c", core, ...command] : command;
+const children = new Set<ChildProcess>();
+const cleanups: (() => Promise<void> | void)[] = [];
+
+interface Target {
+  readonly url: string;
+  readonly method: "GET" | "POST";
+  readonly path: string;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+interface Measurement {
+  readonly name: string;
+  readonly result: LoadResult;
+  /** CPU time of each system-under-test process per request, in µs. */
+  readonly cpuUsPerRequest: Record<string, number>;
+}
+
+interface Sut {
+  readonly url: string;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+async function main(): Promise<void> {
+  const facts = {
+    cpu: os.cpus()[0]?.model ?? "unknown",
+    cores: os.cpus().length,
+    node: process.version,
+    loadAtStart: os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" "),
+    pinning: pinning
+      ? `SUT on core ${SUT_CORE}, load on core ${LOAD_CORE} (taskset)`
+      : "none (taskset missing or one core)",
+    loadGenerator: useWrk
+      ? `wrk (HTTP/1.1, ${CONNECTIONS} connections) for throughput`
+      : "in-repo Node generator",
+  };
+  if (!useWrk)
+    process.stderr.write("wrk not found (apt-get install -y wrk): using the in-repo Node load generator\n");
+  if (!pinning) process.stderr.write("taskset or a second core missing: processes are not pinned\n");
+
+  const { privateKey, publicKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
+  const jwk = { ...(await exportJWK(publicKey)), kid: "bench", alg: "EdDSA", use: "sig" };
+  const token = await new SignJWT({ roles: ["customer"] })
+    .setProtectedHeader({ alg: "EdDSA", kid: "bench" })
+    .setSubject("bench-user")
+    .setIssuer("zero-auth")
+    .setAudience("zero")
+    .setExpirationTime("2h")
+    .sign(privateKey);
+
+  const echoBody = '{"message":"hello"}';
+  const measurements: Measurement[] = [];
+  const measure = async (name: string, suts: Record<string, Sut>, target: Target): Promise<Measurement> => {
+    process.stderr.write(`measuring ${name} …\n`);
+    const m = await throughput(name, suts, target);
+    measurements.push(m);
+    process.stderr.write(
+      `  ${m.result.rps.toFixed(0)} req/s, p50 ${m.result.p50Ms.toFixed(2)} ms, errors ${m.result.errors}\n`,
+    );
+    return m;
+  };
+
+  const hello = await startSut("hello", {});
+  const ceiling = await measure(
+    "bare node:http hello",
+    { hello },
+    {
+      url: hello.url,
+      method: "POST",
+      path: "/",
+      headers: { "content-type": "application/json" },
+      body: echoBody,
+    },
+  );
+  await hello.stop();
+
+  const echo = await startSut("echo", { jwk });
+  cleanups.push(() => echo.stop());
+  const direct: Target = {
+    url: echo.url,
+    method: "POST",
+    path: "/zero.testing.v1.EchoService/Echo",
+    headers: { "content-type": "application/json" },
+    body: echoBody,
+  };
+  const directConnect = await measure("direct Connect call (echo)", { echo }, direct);
+
+  const redis = await startRedisPinned();
+  cleanups.push(() => redis.stop());
+
+  const viaGateway = async (
+    name: string,
+    opts: SutOptions,
+    route: "echo" | "whoami",
+  ): Promise<Measurement> => {
+    const gateway = await startSut("gateway", { ...opts, jwk, echoUrl: echo.url });
+    try {
+      const target: Target =
+        route === "echo"
+          ? {
+              url: gateway.url,
+              method: "POST",
+              path: "/v1/echo",
+              // Like the direct call: no token (a PUBLIC method; with one, echo would verify it).
+              headers: { "content-type": "application/json" },
+              body: echoBody,
+            }
+          : {
+              url: gateway.url,
+              method: "GET",
+              path: "/v1/echo/whoami",
+              headers: { authorization: `Bearer ${token}` },
+              body: "",
+            };
+      return await measure(name, { gateway, echo }, target);
+    } finally {
+      await gateway.stop();
+    }
+  };
+
+  const rest = await viaGateway("REST via gateway", {}, "echo");
+  const restLimited = await viaGateway(
+    "REST via gateway + rate limit (Redis)",
+    { redisUrl: redis.url },
+    "echo",
+  );
+  const restTraced = await viaGateway("REST via gateway + tracing", { tracing: true }, "echo");
+  const userNoAuth = await viaGateway("USER route, edge auth off", {}, "whoami");
+  const userAuth = await viaGateway("USER route + edge auth (JWKS, cache)", { auth: true }, "whoami");
+  const userAll = await viaGateway(
+    "USER route + auth + rate limit + tracing",
+    { auth: true, redisUrl: redis.url, tracing: true },
+    "whoami",
+  );
+
+  // Latency at half of the gateway's saturation, the same request rate for both paths.
+  const rate = Math.max(50, Math.round(rest.result.rps / 2));
+  process.stderr.write(`latency at ${rate} req/s …\n`);
+  const directLatency = await openLoop(direct, rate, { echo });
+  const gatewayForLatency = await startSut("gateway", { jwk, echoUrl: echo.url });
+  const gatewayLatency = await openLoop({ ...direct, url: gatewayForLatency.url, path: "/v1/echo" }, rate, {
+    gateway: gatewayForLatency,
+    echo,
+  });
+  await gatewayForLatency.stop();
+
+  facts.loadAtStart += ` → ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")} at the end`;
+  report(
+    facts,
+    measurements,
+    { rate, direct: directLatency, gateway: gatewayLatency },
+    {
+      ceiling,
+      directConnect,
+      rest,
+      restLimited,
+      restTraced,
+      userNoAuth,
+      userAuth,
+      userAll,
+    },
+  );
+}
+
+async function startSut(role: "hello" | "echo" | "gateway", opts: SutOptions): Promise<Sut> {
+  const child = spawn(
+    pinned(SUT_CORE, [
+      process.execPath,
+      "--import",
+      "tsx",
+      join(here, "sut.ts"),
+      role,
+      JSON.stringify(opts),
+    ])[0] as string,
+    pinned(SUT_CORE, [
+      process.execPath,
+      "--import",
+      "tsx",
+      join(here, "sut.ts"),
+      role,
+      JSON.stringify(opts),
+    ]).slice(1),
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  children.add(child);
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  void exited.then(() => children.delete(child));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`${role} did not start within 60 s`)), 60_000);
+    child.stdout?.on("data", (chunk: Buffer) => {
+      out += chunk.toString("utf8");
+      const match = /READY (\S+)/.exec(out);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1] as string);
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`${role} exited (${code}) before it was ready`)));
+  });
+  return {
+    url,
+    pid: child.pid as number,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+async function startRedisPinned(): Promise<ServerProcess & { url: string }> {
+  const port = await freePort();
+  const server = await startProcess({
+    command: pinning ? "taskset" : "redis-server",
+    args: [
+      ...(pinning ? ["-c", SUT_CORE, "redis-server"] : []),
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+    ],
+    isReady: () => probeTcp(port, "+PONG", "PING\r\n"),
+    installHint: "apt-get install -y redis-server",
+  });
+  return Object.assign(server, { url: `redis://127.0.0.1:${port}` });
+}
+
+function cpuTicks(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  // utime and stime are fields 14 and 15 of stat; here 0-based after the command name (field 3 is index 0).
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+async function throughput(name: string, suts: Record<string, Sut>, target: Target): Promise<Measurement> {
+  await load(target, { seconds: WARMUP_SECONDS, rate: 0 });
+  const before = Object.fromEntries(Object.entries(suts).map(([k, s]) => [k, cpuTicks(s.pid)]));
+  const result = await load(target, { seconds: SECONDS, rate: 0 });
+  const ticksPerSecond = 100;
+  const cpuUsPerRequest = Object.fromEntries(
+    Object.entries(suts).map(([k, s]) => [
+      k,
+      ((cpuTicks(s.pid) - (before[k] as number)) / ticksPerSecond / Math.max(1, result.requests)) * 1e6,
+    ]),
+  );
+  return { name, result, cpuUsPerRequest };
+}
+
+async function openLoop(target: Target, rate: number, suts: Record<string, Sut>): Promise<LoadResult> {
+  void suts;
+  await load(target, { seconds: WARMUP_SECONDS, rate, node: true });
+  return load(target, { seconds: SECONDS, rate, node: true });
+}
+
+/** One load run from core 1: wrk for closed-loop throughput when installed, else the Node generator. */
+async function load(
+  target: Target,
+  opts: { seconds: number; rate: number; node?: boolean },
+): Promise<LoadResult> {
+  const url = new URL(target.url);
+  if (!["127.0.0.1", "localhost", "[::1]"].includes(url.hostname))
+    throw new Error("the benchmark only targets loopback");
+  if (useWrk && opts.rate === 0 && opts.node !== true) return wrk(target, opts.seconds);
+  const spec: LoadSpec = {
+    host: url.hostname,
+    port: Number(url.port),
+    method: target.method,
+    path: target.path,
+    headers: target.headers,
+    body: target.body,
+    connections: CONNECTIONS,
+    durationMs: opts.seconds * 1000,
+    warmupMs: 0,
+    rate: opts.rate,
+  };
+  const command = pinned(LOAD_CORE, [
+    process.execPath,
+    "--import",
+    "tsx",
+    join(here, "load-generator.ts"),
+    JSON.stringify(spec),
+  ]);
+  const out = await run(command, opts.seconds * 1000 + 30_000);
+  return JSON.parse(out.trim().split("\n").pop() ?? "{}") as LoadResult;
+}
+
+async function wrk(target: Target, seconds: number): Promise<LoadResult> {
+  const dir = mkdtempSync(join(os.tmpdir(), "zero-bench-"));
+  try {
+    const script = join(dir, "request.lua");
+    writeFileSync(
+      script,
+      [
+        `wrk.method = ${JSON.stringify(target.method)}`,
+        `wrk.body = ${JSON.stringify(target.body)}`,
+        ...Object.entries(target.headers).map(
+          ([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`,
+        ),
+      ].join("\n"),
+    );
+    const command = pinned(LOAD_CORE, [
+      "wrk",
+      "-t1",
+      `-c${CONNECTIONS}`,
+      `-d${seconds}s`,
+      "--latency",
+      "-s",
+      script,
+      `${target.url}${target.path}`,
+    ]);
+    const out = await run(command, seconds * 1000 + 30_000);
+    const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
+    const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+    const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+    const errors = non2xx + (socketErrors ? socketErrors.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0);
+    const ms = (label: string): number => {
+      const match = new RegExp(`${label}%\\s+([\\d.]+)(us|ms|s)`).exec(out);
+      if (!match) return 0;
+      const value = Number(match[1]);
+      return match[2] === "us" ? value / 1000 : match[2] === "s" ? value * 1000 : value;
+    };
+    const max = /Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)/.exec(out);
+    return {
+      requests,
+      rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0),
+      errors,
+      p50Ms: ms("50"),
+      p90Ms: ms("90"),
+      p99Ms: ms("99"),
+      maxMs: max ? Number(max[1]) * (max[2] === "us" ? 0.001 : max[2] === "s" ? 1000 : 1) : 0,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function run(command: string[], timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command[0] as string, command.slice(1), { stdio: ["ignore", "pipe", "inherit"] });
+    children.add(child);
+    let out = "";
+    child.stdout?.on("data", (chunk: Buffer) => (out += chunk.toString("utf8")));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      children.delete(child);
+      if (code === 0) resolve(out);
+      else reject(new Error(`${command.join(" ")} exited with ${code}:\n${out}`));
+    });
+  });
+}
+
+function report(
+  facts: Record<string, string | number>,
+  measurements: readonly Measurement[],
+  latency: { rate: number; direct: LoadResult; gateway: LoadResult },
+  m: Record<
+    | "ceiling"
+    | "directConnect"
+    | "rest"
+    | "restLimited"
+    | "restTraced"
+    | "userNoAuth"
+    | "userAuth"
+    | "userAll",
+    Measurement
+  >,
+): void {
+  const lines: string[] = [];
+  const out = (line = ""): number => lines.push(line);
+  out("## Machine");
+  for (const [key, value] of Object.entries(facts)) out(`- ${key}: ${value}`);
+  out();
+  out("## Throughput (closed loop, one run)");
+  out("| scenario | req/s | p50 ms | p99 ms | errors | CPU µs/request (per process) |");
+  out("|---|---:|---:|---:|---:|---|");
+  for (const { name, result, cpuUsPerRequest } of measurements) {
+    const cpu = Object.entries(cpuUsPerRequest)
+      .map(([k, v]) => `${k} ${v.toFixed(0)}`)
+      .join(", ");
+    out(
+      `| ${name} | ${result.rps.toFixed(0)} | ${result.p50Ms.toFixed(2)} | ${result.p99Ms.toFixed(2)} | ${result.errors} | ${cpu} |`,
+    );
+  }
+  out();
+  const added = latency.gateway.p50Ms - latency.direct.p50Ms;
+  out(`## Latency at ${latency.rate} req/s (half of the gateway's saturation; open loop, Node generator)`);
+  out("| path | p50 ms | p90 ms | p99 ms | errors |");
+  out("|---|---:|---:|---:|---:|");
+  out(
+    `| direct Connect (echo) | ${latency.direct.p50Ms.toFixed(3)} | ${latency.direct.p90Ms.toFixed(3)} | ${latency.direct.p99Ms.toFixed(3)} | ${latency.direct.errors} |`,
+  );
+  out(
+    `| REST via gateway | ${latency.gateway.p50Ms.toFixed(3)} | ${latency.gateway.p90Ms.toFixed(3)} | ${latency.gateway.p99Ms.toFixed(3)} | ${latency.gateway.errors} |`,
+  );
+  out();
+  const ratio = (a: Measurement, b: Measurement): number => a.result.rps / Math.max(1, b.result.rps);
+  const rows: [string, number, string, boolean][] = [
+    [
+      "REST via gateway / direct Connect",
+      ratio(m.rest, m.directConnect),
+      "≥ 0.40",
+      ratio(m.rest, m.directConnect) >= 0.4,
+    ],
+    ["gateway-added p50 latency (ms)", added, "≤ 0.50", added <= 0.5],
+    [
+      "+ rate limit / REST via gateway",
+      ratio(m.restLimited, m.rest),
+      "≥ 0.80",
+      ratio(m.restLimited, m.rest) >= 0.8,
+    ],
+    [
+      "+ tracing / REST via gateway",
+      ratio(m.restTraced, m.rest),
+      "≥ 0.80",
+      ratio(m.restTraced, m.rest) >= 0.8,
+    ],
+    [
+      "+ edge auth (cache) / auth off",
+      ratio(m.userAuth, m.userNoAuth),
+      "≥ 0.80",
+      ratio(m.userAuth, m.userNoAuth) >= 0.8,
+    ],
+    ["all edge features / none (USER route)", ratio(m.userAll, m.userNoAuth), "(info)", true],
+    ["direct Connect / bare node:http ceiling", ratio(m.directConnect, m.ceiling), "(info)", true],
+  ];
+  out("## Ratios and targets");
+  out("| ratio | value | target | met |");
+  out("|---|---:|---|---|");
+  for (const [label, value, target, met] of rows)
+    out(`| ${label} | ${value.toFixed(2)} | ${target} | ${met ? "yes" : "NO"} |`);
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
+
+async function shutdown(): Promise<void> {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+  for (const child of children) child.kill("SIGTERM");
+}
+
+process.on("SIGINT", () => {
+  void shutdown().finally(() => process.exit(130));
+});
+
+try {
+  await main();
+} finally {
+  await shutdown();
+}

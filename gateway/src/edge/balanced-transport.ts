@@ -1,0 +1,308 @@
+import type { OutgoingHttpHeaders } from "node:http2";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import type {
+  DescMessage,
+  DescMethod,
+  DescMethodStreaming,
+  DescMethodUnary,
+  MessageInitShape,
+} from "@bufbuild/protobuf";
+import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
+import type {
+  ContextValues,
+  Interceptor,
+  StreamResponse,
+  Transport,
+  UnaryRequest,
+  UnaryResponse,
+} from "@connectrpc/connect";
+
+type HeadersInit = ConstructorParameters<typeof Headers>[0];
+type AnyFn = Parameters<Interceptor>[0];
+import { UnaryCallFailure, sendConnectUnary } from "./connect-unary-call.js";
+import type { EdgeCall, EdgeCallLookup } from "./edge-call.js";
+import type { RetryBudget } from "./retry-budget.js";
+import type { UpstreamInstance, UpstreamPool } from "./upstream-pool.js";
+
+/** What the metrics see of upstream calls. */
+export interface UpstreamObserver {
+  /** One attempt on one instance; `outcome` says whether it counted against the instance. */
+  attempt(upstream: string, instance: string, outcome: "ok" | "failure" | "answered", seconds: number): void;
+  /** A call sent again: `unsent` (never reached the first instance) or `transient` (safe method). */
+  retry(upstream: string, reason: "unsent" | "transient"): void;
+  /** No instance could take the call (all circuits open): answered 503 without trying. */
+  rejected(upstream: string): void;
+}
+
+export interface BalancedTransportOptions {
+  /** `auth`, for messages and metrics. */
+  readonly name: string;
+  readonly pool: UpstreamPool;
+  readonly budget: RetryBudget;
+  /** The kit's client tracing, … — applied once per call, around all of its attempts. */
+  readonly interceptors: readonly Interceptor[];
+  /** The configured deadline of an RPC (`package.Service/Method`) when the client gave none. */
+  readonly timeoutFor: (rpc: string) => number | undefined;
+  /** When neither the client, a route rule nor the caller of the transport set one. */
+  readonly defaultTimeoutMs: number;
+  readonly edgeCallOf: EdgeCallLookup;
+  readonly observer?: UpstreamObserver;
+  /** Attempts per call at most, the first included; default 3. */
+  readonly maxAttempts?: number;
+  /** Default 16 MiB. */
+  readonly maxResponseBytes?: number;
+}
+
+/**
+ * The Transport every gateway-made call goes through (REST, JWKS, …): picks an instance round
+ * robin (health- and circuit-aware), sends the caller's deadline (or the route's default) along,
+ * and retries — on another instance when there is one — only when it cannot do harm:
+ * - a call that never reached the upstream (connection refused, stream refused): always;
+ * - a call that failed in transit or answered UNAVAILABLE: only for safe calls (RPC marked
+ *   `idempotency_level = NO_SIDE_EFFECTS`, or a REST GET/HEAD), within the retry budget and the
+ *   deadline.
+ * Transport failures count against the instance's circuit breaker; while every circuit is open,
+ * calls fail with UNAVAILABLE at once.
+ */
+export function createBalancedTransport(opts: BalancedTransportOptions): Transport {
+  const maxAttempts = opts.maxAttempts ?? 3;
+  const maxResponseBytes = opts.maxResponseBytes ?? 16 * 1024 * 1024;
+  const unavailable = (): ConnectError =>
+    new ConnectError(`the ${opts.name} service is unavailable: retry shortly`, Code.Unavailable);
+
+  // The client's own deadline, else the operator's rule for the RPC, else what the caller of the
+  // transport asked for (the REST handler's default), else the gateway-wide default.
+  const deadlineOf = (rpc: string, edge: EdgeCall | undefined, timeoutMs: number | undefined): number =>
+    edge?.clientTimeoutMs ??
+    opts.timeoutFor(rpc) ??
+    (timeoutMs !== undefined && timeoutMs > 0 ? timeoutMs : opts.defaultTimeoutMs);
+
+  // The caller's Headers is built for this one call: use it rather than copy it (undici's Headers
+  // validates every value it takes, a measurable cost per request).
+  const headersOf = (header: HeadersInit | undefined): Headers =>
+    header instanceof Headers ? header : new Headers(header);
+
+  /** Set on the wire rather than by the caller: the edge alone knows the client behind trusted proxies. */
+  const addForwarded = (headers: OutgoingHttpHeaders, edge: EdgeCall | undefined): void => {
+    if (edge === undefined) return;
+    headers["x-forwarded-for"] = edge.clientIp;
+    headers["x-forwarded-proto"] = edge.proto;
+    if (edge.host !== undefined) headers["x-forwarded-host"] = edge.host;
+  };
+
+  const isSafe = (method: DescMethod, edge: EdgeCall | undefined): boolean =>
+    method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS || edge?.safeHttpMethod === true;
+
+  /** Runs `attempt` on instances until one answers or retrying would be wrong. */
+  const withRetries = async <T>(
+    safe: boolean,
+    deadline: number,
+    attempt: (instance: UpstreamInstance, remainingMs: number) => Promise<T>,
+    classify: (error: unknown) => { sent: boolean; transport: boolean; error: ConnectError },
+  ): Promise<T> => {
+    opts.budget.onRequest();
+    const tried = new Set<UpstreamInstance>();
+    for (let attempts = 1; ; attempts++) {
+      let instance = opts.pool.pick(tried);
+      // A single instance (or all tried) may still get a retry on a fresh stream.
+      if (instance === undefined && tried.size > 0) instance = opts.pool.pick();
+      if (instance === undefined) {
+        opts.observer?.rejected(opts.name);
+        throw unavailable();
+      }
+      tried.add(instance);
+      const startedAt = performance.now();
+      try {
+        const result = await attempt(instance, deadline - Date.now());
+        instance.breaker.onSuccess();
+        opts.observer?.attempt(opts.name, instance.url, "ok", (performance.now() - startedAt) / 1000);
+        return result;
+      } catch (raw) {
+        const failure = classify(raw);
+        const { code } = failure.error;
+        // The instance's fault: it could not be reached, dropped the call, or says it is unavailable.
+        const instanceFault = failure.transport || code === Code.Unavailable;
+        // A cancelled call says nothing about the instance either way.
+        if (code !== Code.Canceled) {
+          if (instanceFault) instance.breaker.onFailure();
+          else instance.breaker.onSuccess();
+        }
+        opts.observer?.attempt(
+          opts.name,
+          instance.url,
+          instanceFault ? "failure" : "answered",
+          (performance.now() - startedAt) / 1000,
+        );
+        const retryable =
+          attempts < maxAttempts &&
+          deadline - Date.now() > 1 &&
+          code !== Code.Canceled &&
+          code !== Code.DeadlineExceeded &&
+          (!failure.sent || (safe && instanceFault && opts.budget.tryRetry()));
+        if (!retryable) {
+          // Callers get a message naming the service, not our network layout (the cause is kept).
+          if (failure.transport && code === Code.Unavailable) {
+            throw new ConnectError(
+              unavailable().rawMessage,
+              Code.Unavailable,
+              undefined,
+              undefined,
+              failure.error,
+            );
+          }
+          throw failure.error;
+        }
+        opts.observer?.retry(opts.name, failure.sent ? "transient" : "unsent");
+      }
+    }
+  };
+
+  return {
+    async unary<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodUnary<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: HeadersInit | undefined,
+      input: MessageInitShape<I>,
+      contextValues?: ContextValues,
+    ): Promise<UnaryResponse<I, O>> {
+      const edge = opts.edgeCallOf(signal);
+      const path = `/${method.parent.typeName}/${method.name}`;
+      const deadline = Date.now() + deadlineOf(path.slice(1), edge, timeoutMs);
+      const headers = headersOf(header);
+      const request: UnaryRequest<I, O> = {
+        stream: false,
+        service: method.parent,
+        method,
+        requestMethod: "POST",
+        url: path,
+        signal: signal ?? new AbortController().signal,
+        header: headers,
+        contextValues: contextValues ?? createContextValues(),
+        message: create(method.input, input),
+      };
+      const safe = isSafe(method, edge);
+
+      const send = async (req: UnaryRequest<I, O>): Promise<UnaryResponse<I, O>> => {
+        const body = toBinary(method.input, req.message);
+        const outgoing: OutgoingHttpHeaders = {};
+        req.header.forEach((value, key) => {
+          outgoing[key] = value;
+        });
+        addForwarded(outgoing, edge);
+        const result = await withRetries(
+          safe,
+          deadline,
+          (instance, remainingMs) =>
+            sendConnectUnary(instance.sessions, {
+              path,
+              headers: outgoing,
+              body,
+              timeoutMs: remainingMs,
+              signal: req.signal,
+              maxResponseBytes,
+            }),
+          (error) =>
+            error instanceof UnaryCallFailure
+              ? error
+              : { sent: true, transport: false, error: ConnectError.from(error) },
+        );
+        let message;
+        try {
+          message = fromBinary(method.output, result.body);
+        } catch (cause) {
+          throw new ConnectError(
+            `the ${opts.name} service sent a response that does not parse`,
+            Code.Internal,
+            undefined,
+            undefined,
+            cause,
+          );
+        }
+        // Headers objects are dear and the REST handler never reads them: built on first use.
+        let split: { header: Headers; trailer: Headers } | undefined;
+        return {
+          stream: false,
+          service: method.parent,
+          method,
+          get header() {
+            return (split ??= splitUnaryHeaders(result.headers)).header;
+          },
+          get trailer() {
+            return (split ??= splitUnaryHeaders(result.headers)).trailer;
+          },
+          message,
+        };
+      };
+      const chained = opts.interceptors.reduceRight<AnyFn>(
+        (next, interceptor) => interceptor(next),
+        send as unknown as AnyFn,
+      );
+      return (await chained(request)) as UnaryResponse<I, O>;
+    },
+
+    async stream<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodStreaming<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: HeadersInit | undefined,
+      input: AsyncIterable<MessageInitShape<I>>,
+      contextValues?: ContextValues,
+    ): Promise<StreamResponse<I, O>> {
+      const edge = opts.edgeCallOf(signal);
+      const rpc = `${method.parent.typeName}/${method.name}`;
+      const timeout = deadlineOf(rpc, edge, timeoutMs);
+      const headers = headersOf(header);
+      if (edge !== undefined) {
+        headers.set("x-forwarded-for", edge.clientIp);
+        headers.set("x-forwarded-proto", edge.proto);
+        if (edge.host !== undefined) headers.set("x-forwarded-host", edge.host);
+      }
+      // The request messages can be read once, so only a call that never left is retried; the
+      // response is a stream, so the connection layer's own errors surface while it is read.
+      return withRetries(
+        false,
+        Date.now() + timeout,
+        (instance, remainingMs) =>
+          instance.transport.stream(method, signal, remainingMs, headers, input, contextValues),
+        (error) => {
+          const connectError = ConnectError.from(error);
+          const unsent = neverSent(connectError);
+          return { sent: !unsent, transport: unsent, error: connectError };
+        },
+      );
+    },
+  };
+}
+
+/** connect-node's errors for a call that never reached the upstream (the connection failed first). */
+function neverSent(error: ConnectError): boolean {
+  if (error.code !== Code.Unavailable && error.code !== Code.Internal) return false;
+  let cause: unknown = error.cause;
+  for (let depth = 0; cause !== undefined && cause !== null && depth < 5; depth++) {
+    const code = (cause as { code?: unknown }).code;
+    if (
+      typeof code === "string" &&
+      /^(ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN)$/.test(code)
+    )
+      return true;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return /ECONNREFUSED|REFUSED_STREAM/.test(error.rawMessage);
+}
+
+/** Connect unary sends trailers as `trailer-`-prefixed headers: one pass splits them off. */
+function splitUnaryHeaders(incoming: Readonly<Record<string, string>>): {
+  header: Headers;
+  trailer: Headers;
+} {
+  const header = new Headers();
+  const trailer = new Headers();
+  for (const key in incoming) {
+    const value = incoming[key] as string;
+    if (key.startsWith("trailer-")) trailer.append(key.slice("trailer-".length), value);
+    else header.append(key, value);
+  }
+  return { header, trailer };
+}

@@ -1,0 +1,173 @@
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Server } from "@zero/kit/server";
+import { EchoService } from "@zero/proto/zero/testing/v1/echo_pb";
+import { startGateway, type Gateway } from "../src/gateway-server.js";
+import { captureLogs, type CapturedLogs } from "./fixtures/captured-logs.js";
+import { startEchoServer } from "./fixtures/echo-server.js";
+import { createTestTokens, type TestTokens } from "./fixtures/tokens.js";
+
+// What operators and browsers see of the gateway: health endpoints, RED metrics, one access-log
+// line per request, CORS, security headers and request ids.
+
+let logs: CapturedLogs;
+let tokens: TestTokens;
+let echo: Server;
+let gateway: Gateway;
+
+beforeAll(async () => {
+  logs = captureLogs();
+  tokens = await createTestTokens();
+  echo = await startEchoServer({ logger: logs.logger, verifier: tokens.verifier });
+  gateway = await startGateway({
+    services: [EchoService],
+    upstreamUrls: { testing: echo.url },
+    logger: logs.logger,
+    port: 0,
+    host: "127.0.0.1",
+    verifier: tokens.verifier,
+    cors: { allowedOrigins: ["https://shop.example.com"], maxAgeSeconds: 900 },
+    resilience: { healthCheckIntervalMs: 0 },
+  });
+});
+
+afterAll(async () => {
+  await gateway?.close(1000);
+  await echo?.close(1000);
+});
+
+const echoCall = (headers: Record<string, string> = {}) =>
+  fetch(`${gateway.url}/v1/echo`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: '{"message":"secret-body-text"}',
+  });
+
+describe("health endpoints", () => {
+  it("GET /health/ready says whether the gateway takes traffic", async () => {
+    const response = await fetch(`${gateway.url}/health/ready`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ status: "ready" });
+  });
+
+  it("GET /health/<service> details each instance", async () => {
+    const response = await fetch(`${gateway.url}/health/testing`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({
+      service: "testing",
+      status: "SERVING",
+      instances: [{ url: echo.url, status: "SERVING", circuit: "closed" }],
+    });
+  });
+
+  it("GET /health/<unknown> is a 404 in the error shape", async () => {
+    const response = await fetch(`${gateway.url}/health/nothing`);
+    expect(response.status).toBe(404);
+    expect(((await response.json()) as { error: { status: string } }).error.status).toBe("NOT_FOUND");
+  });
+});
+
+describe("metrics", () => {
+  it("counts requests, errors and durations per route and per upstream", async () => {
+    await echoCall();
+    await fetch(`${gateway.url}/v1/echo/fail`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"code":"unavailable"}',
+    });
+    await createClient(EchoService, createGrpcTransport({ baseUrl: gateway.url })).echo({ message: "x" });
+    const text = await (await fetch(`${gateway.url}/metrics`)).text();
+    expect(text).toMatch(
+      /gateway_requests_total\{protocol="rest",route="POST \/v1\/echo",status="200"\} \d+/,
+    );
+    expect(text).toMatch(
+      /gateway_request_errors_total\{protocol="rest",route="POST \/v1\/echo\/fail"\} [1-9]/,
+    );
+    expect(text).toMatch(
+      /gateway_request_duration_seconds_bucket\{le="0.05",protocol="grpc",route="zero.testing.v1.EchoService\/Echo"\} \d+/,
+    );
+    expect(text).toMatch(
+      /gateway_upstream_requests_total\{upstream="testing",instance="[^"]+",outcome="ok"\} [1-9]/,
+    );
+    expect(text).toMatch(/gateway_upstream_request_duration_seconds_count\{upstream="testing"\} [1-9]/);
+  });
+});
+
+describe("access log", () => {
+  it("writes one structured line per request, without bodies or credentials", async () => {
+    const token = await tokens.sign({ sub: "log-user" });
+    await echoCall({ "x-request-id": "req-log-1", authorization: `Bearer ${token}` });
+    const lines = logs.lines.filter((line) => line.msg === "request" && line.request_id === "req-log-1");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({
+      level: "info",
+      method: "POST",
+      route: "POST /v1/echo",
+      status: 200,
+      upstream: "testing",
+      client_ip: "127.0.0.1",
+      protocol: "rest",
+    });
+    expect(typeof lines[0]?.duration_ms).toBe("number");
+    expect(logs.text()).not.toContain(token);
+    expect(logs.text()).not.toContain("secret-body-text");
+  });
+});
+
+describe("edge headers", () => {
+  it("sends security headers, and HSTS only over TLS (not here)", async () => {
+    const response = await echoCall();
+    expect(response.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(response.headers.get("x-frame-options")).toBe("DENY");
+    expect(response.headers.get("referrer-policy")).toBe("no-referrer");
+    expect(response.headers.get("content-security-policy")).toBe(
+      "default-src 'none'; frame-ancestors 'none'",
+    );
+    expect(response.headers.get("strict-transport-security")).toBeNull();
+  });
+
+  it("generates an X-Request-Id, or keeps a well-formed one", async () => {
+    expect((await echoCall()).headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+    expect((await echoCall({ "x-request-id": "abc.123" })).headers.get("x-request-id")).toBe("abc.123");
+    expect(
+      (await echoCall({ "x-request-id": "bad id\twith spaces" })).headers.get("x-request-id"),
+    ).not.toContain(" ");
+  });
+
+  it("answers a CORS preflight from an allowed origin itself, cached for max-age", async () => {
+    const response = await fetch(`${gateway.url}/v1/echo`, {
+      method: "OPTIONS",
+      headers: {
+        origin: "https://shop.example.com",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type,authorization",
+      },
+    });
+    expect(response.status).toBe(204);
+    expect(response.headers.get("access-control-allow-origin")).toBe("https://shop.example.com");
+    expect(response.headers.get("access-control-allow-headers")).toBe("content-type, authorization");
+    expect(response.headers.get("access-control-max-age")).toBe("900");
+  });
+
+  it("refuses a preflight from another origin with 403 saying why", async () => {
+    const response = await fetch(`${gateway.url}/v1/echo`, {
+      method: "OPTIONS",
+      headers: { origin: "https://evil.example", "access-control-request-method": "POST" },
+    });
+    expect(response.status).toBe(403);
+    expect(response.headers.get("access-control-allow-origin")).toBeNull();
+    const body = (await response.json()) as { error: { status: string; message: string } };
+    expect(body.error.status).toBe("PERMISSION_DENIED");
+    expect(body.error.message).toContain("https://evil.example");
+  });
+
+  it("lets an allowed origin read the response and the headers it needs", async () => {
+    const allowed = await echoCall({ origin: "https://shop.example.com" });
+    expect(allowed.headers.get("access-control-allow-origin")).toBe("https://shop.example.com");
+    expect(allowed.headers.get("access-control-expose-headers")).toContain("x-request-id");
+    const other = await echoCall({ origin: "https://evil.example" });
+    expect(other.status).toBe(200);
+    expect(other.headers.get("access-control-allow-origin")).toBeNull();
+  });
+});

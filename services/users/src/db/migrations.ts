@@ -1,0 +1,11 @@
+import { outboxMigration } from "@zero/kit/events/outbox";
+import type { Migration } from "kysely";
+import * as init from "./migrations/0001-init.js";
+
+// Explicit list (not a folder scan): works the same under vitest, tsx and a build. Names sort in
+// the order they apply. The kit's tables come first: users consumes events, so it needs the inbox
+// (it publishes none yet, so its outbox stays empty).
+export const migrations: Record<string, Migration> = {
+  "0000-kit-outbox": outboxMigration,
+  "0001-init": init,
+};

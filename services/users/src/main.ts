@@ -1,0 +1,12 @@
+import { runService } from "@zero/kit/run-service";
+import { loadConfig, loadMigrationConfig } from "./config.js";
+import { migrations } from "./db/migrations.js";
+import { SERVICE_NAME, startUsersServer } from "./users-server.js";
+
+// Composition root. `main.ts` serves; `main.ts migrate` applies the migrations and exits.
+await runService({
+  name: SERVICE_NAME,
+  loadConfig,
+  serve: (config, logger) => startUsersServer({ config, logger }),
+  migrate: { loadConfig: loadMigrationConfig, migrations },
+});
