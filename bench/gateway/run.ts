@@ -21,8 +21,9 @@ import type { SutOptions } from "./sut.js";
 // Only loopback addresses are targeted; every process started here is stopped at the end.
 
 const here = fileURLToPath(new URL(".", import.meta.url));
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
-const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 1);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const SUT_CORE = "0";
 const LOAD_CORE = "1";
@@ -87,33 +88,22 @@ async function main(): Promise<void> {
     .sign(privateKey);
 
   const echoBody = '{"message":"hello"}';
-  const measurements: Measurement[] = [];
-  const measure = async (name: string, suts: Record<string, Sut>, target: Target): Promise<Measurement> => {
-    process.stderr.write(`measuring ${name} …\n`);
-    const m = await throughput(name, suts, target);
-    measurements.push(m);
-    process.stderr.write(
-      `  ${m.result.rps.toFixed(0)} req/s, p50 ${m.result.p50Ms.toFixed(2)} ms, errors ${m.result.errors}\n`,
-    );
-    return m;
-  };
-
+  const redis = await startRedisPinned();
+  cleanups.push(() => redis.stop());
   const hello = await startSut("hello", {});
-  const ceiling = await measure(
-    "bare node:http hello",
-    { hello },
-    {
-      url: hello.url,
-      method: "POST",
-      path: "/",
-      headers: { "content-type": "application/json" },
-      body: echoBody,
-    },
-  );
-  await hello.stop();
-
   const echo = await startSut("echo", { jwk });
-  cleanups.push(() => echo.stop());
+  const gatewayOf = (opts: SutOptions): Promise<Sut> =>
+    startSut("gateway", { ...opts, jwk, echoUrl: echo.url });
+  // Every process starts once and stays up: the rounds below interleave the scenarios, so a
+  // spell of load from other processes on this machine spreads over all of them.
+  const [plain, limited, traced, authOff, authOn, allOn] = await Promise.all([
+    gatewayOf({}),
+    gatewayOf({ redisUrl: redis.url }),
+    gatewayOf({ tracing: true }),
+    gatewayOf({}),
+    gatewayOf({ auth: true }),
+    gatewayOf({ auth: true, redisUrl: redis.url, tracing: true }),
+  ]);
   const direct: Target = {
     url: echo.url,
     method: "POST",
@@ -121,86 +111,106 @@ async function main(): Promise<void> {
     headers: { "content-type": "application/json" },
     body: echoBody,
   };
-  const directConnect = await measure("direct Connect call (echo)", { echo }, direct);
-
-  const redis = await startRedisPinned();
-  cleanups.push(() => redis.stop());
-
-  const viaGateway = async (
-    name: string,
-    opts: SutOptions,
-    route: "echo" | "whoami",
-  ): Promise<Measurement> => {
-    const gateway = await startSut("gateway", { ...opts, jwk, echoUrl: echo.url });
-    try {
-      const target: Target =
-        route === "echo"
-          ? {
-              url: gateway.url,
-              method: "POST",
-              path: "/v1/echo",
-              // Like the direct call: no token (a PUBLIC method; with one, echo would verify it).
-              headers: { "content-type": "application/json" },
-              body: echoBody,
-            }
-          : {
-              url: gateway.url,
-              method: "GET",
-              path: "/v1/echo/whoami",
-              headers: { authorization: `Bearer ${token}` },
-              body: "",
-            };
-      return await measure(name, { gateway, echo }, target);
-    } finally {
-      await gateway.stop();
-    }
-  };
-
-  const rest = await viaGateway("REST via gateway", {}, "echo");
-  const restLimited = await viaGateway(
-    "REST via gateway + rate limit (Redis)",
-    { redisUrl: redis.url },
-    "echo",
-  );
-  const restTraced = await viaGateway("REST via gateway + tracing", { tracing: true }, "echo");
-  const userNoAuth = await viaGateway("USER route, edge auth off", {}, "whoami");
-  const userAuth = await viaGateway("USER route + edge auth (JWKS, cache)", { auth: true }, "whoami");
-  const userAll = await viaGateway(
-    "USER route + auth + rate limit + tracing",
-    { auth: true, redisUrl: redis.url, tracing: true },
-    "whoami",
-  );
-
-  // Latency at half of the gateway's saturation, the same request rate for both paths.
-  const rate = Math.max(50, Math.round(rest.result.rps / 2));
-  process.stderr.write(`latency at ${rate} req/s …\n`);
-  const directLatency = await openLoop(direct, rate, { echo });
-  const gatewayForLatency = await startSut("gateway", { jwk, echoUrl: echo.url });
-  const gatewayLatency = await openLoop({ ...direct, url: gatewayForLatency.url, path: "/v1/echo" }, rate, {
-    gateway: gatewayForLatency,
-    echo,
+  // Like the direct call: no token (a PUBLIC method; with one, echo would verify it on every call).
+  const rest = (gateway: Sut): Target => ({ ...direct, url: gateway.url, path: "/v1/echo" });
+  const user = (gateway: Sut): Target => ({
+    url: gateway.url,
+    method: "GET",
+    path: "/v1/echo/whoami",
+    headers: { authorization: `Bearer ${token}` },
+    body: "",
   });
-  await gatewayForLatency.stop();
+  const scenarios: Scenario[] = [
+    {
+      key: "ceiling",
+      name: "bare node:http hello",
+      suts: { hello },
+      target: { ...direct, url: hello.url, path: "/" },
+    },
+    { key: "directConnect", name: "direct Connect call (echo)", suts: { echo }, target: direct },
+    { key: "rest", name: "REST via gateway", suts: { gateway: plain, echo }, target: rest(plain) },
+    {
+      key: "restLimited",
+      name: "REST via gateway + rate limit (Redis)",
+      suts: { gateway: limited, echo },
+      target: rest(limited),
+    },
+    {
+      key: "restTraced",
+      name: "REST via gateway + tracing",
+      suts: { gateway: traced, echo },
+      target: rest(traced),
+    },
+    {
+      key: "userNoAuth",
+      name: "USER route, edge auth off",
+      suts: { gateway: authOff, echo },
+      target: user(authOff),
+    },
+    {
+      key: "userAuth",
+      name: "USER route + edge auth (JWKS, cache)",
+      suts: { gateway: authOn, echo },
+      target: user(authOn),
+    },
+    {
+      key: "userAll",
+      name: "USER route + auth + rate limit + tracing",
+      suts: { gateway: allOn, echo },
+      target: user(allOn),
+    },
+  ];
+
+  const runs = new Map<ScenarioKey, Measurement[]>();
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const scenario of scenarios) {
+      process.stderr.write(`round ${round}/${ROUNDS}: ${scenario.name} … `);
+      const m = await throughput(scenario.name, scenario.suts, scenario.target);
+      runs.set(scenario.key, [...(runs.get(scenario.key) ?? []), m]);
+      process.stderr.write(`${m.result.rps.toFixed(0)} req/s\n`);
+    }
+  }
+  const medians = Object.fromEntries(
+    scenarios.map((s) => [s.key, medianMeasurement(runs.get(s.key) ?? [])]),
+  ) as Record<ScenarioKey, Measurement>;
+
+  // Latency at half of the gateway's (median) saturation, the same rate on both paths, alternating.
+  const rate = Math.max(50, Math.round(medians.rest.result.rps / 2));
+  const latency: { direct: LoadResult; gateway: LoadResult }[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    process.stderr.write(`round ${round}/${ROUNDS}: latency at ${rate} req/s …\n`);
+    latency.push({ direct: await openLoop(direct, rate), gateway: await openLoop(rest(plain), rate) });
+  }
 
   facts.loadAtStart += ` → ${os
     .loadavg()
     .map((l) => l.toFixed(2))
     .join(" ")} at the end`;
-  report(
-    facts,
-    measurements,
-    { rate, direct: directLatency, gateway: gatewayLatency },
-    {
-      ceiling,
-      directConnect,
-      rest,
-      restLimited,
-      restTraced,
-      userNoAuth,
-      userAuth,
-      userAll,
-    },
-  );
+  report(facts, scenarios, runs, medians, rate, latency);
+}
+
+type ScenarioKey =
+  "ceiling" | "directConnect" | "rest" | "restLimited" | "restTraced" | "userNoAuth" | "userAuth" | "userAll";
+
+interface Scenario {
+  readonly key: ScenarioKey;
+  readonly name: string;
+  readonly suts: Record<string, Sut>;
+  readonly target: Target;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** The run with the median throughput (its latencies and CPU figures belong together). */
+function medianMeasurement(measurements: readonly Measurement[]): Measurement {
+  const sorted = [...measurements].sort((a, b) => a.result.rps - b.result.rps);
+  return sorted[Math.floor((sorted.length - 1) / 2)] as Measurement;
 }
 
 async function startSut(role: "hello" | "echo" | "gateway", opts: SutOptions): Promise<Sut> {
@@ -290,8 +300,7 @@ async function throughput(name: string, suts: Record<string, Sut>, target: Targe
   return { name, result, cpuUsPerRequest };
 }
 
-async function openLoop(target: Target, rate: number, suts: Record<string, Sut>): Promise<LoadResult> {
-  void suts;
+async function openLoop(target: Target, rate: number): Promise<LoadResult> {
   await load(target, { seconds: WARMUP_SECONDS, rate, node: true });
   return load(target, { seconds: SECONDS, rate, node: true });
 }
@@ -396,77 +405,81 @@ function run(command: string[], timeoutMs: number): Promise<string> {
 
 function report(
   facts: Record<string, string | number>,
-  measurements: readonly Measurement[],
-  latency: { rate: number; direct: LoadResult; gateway: LoadResult },
-  m: Record<
-    | "ceiling"
-    | "directConnect"
-    | "rest"
-    | "restLimited"
-    | "restTraced"
-    | "userNoAuth"
-    | "userAuth"
-    | "userAll",
-    Measurement
-  >,
+  scenarios: readonly Scenario[],
+  runs: ReadonlyMap<ScenarioKey, Measurement[]>,
+  m: Record<ScenarioKey, Measurement>,
+  rate: number,
+  latency: readonly { direct: LoadResult; gateway: LoadResult }[],
 ): void {
   const lines: string[] = [];
   const out = (line = ""): number => lines.push(line);
   out("## Machine");
   for (const [key, value] of Object.entries(facts)) out(`- ${key}: ${value}`);
+  out(
+    `- rounds: ${ROUNDS} × ${SECONDS} s per scenario (after ${WARMUP_SECONDS} s of warm-up), interleaved; medians shown`,
+  );
   out();
-  out("## Throughput (closed loop, one run)");
-  out("| scenario | req/s | p50 ms | p99 ms | errors | CPU µs/request (per process) |");
-  out("|---|---:|---:|---:|---:|---|");
-  for (const { name, result, cpuUsPerRequest } of measurements) {
+  out("## Throughput (closed loop)");
+  out("| scenario | req/s (median) | all rounds | p50 ms | p99 ms | errors | CPU µs/request (median run) |");
+  out("|---|---:|---|---:|---:|---:|---|");
+  for (const scenario of scenarios) {
+    const { result, cpuUsPerRequest } = m[scenario.key];
+    const all = (runs.get(scenario.key) ?? []).map((r) => r.result.rps.toFixed(0)).join(" / ");
+    const errors = (runs.get(scenario.key) ?? []).reduce((sum, r) => sum + r.result.errors, 0);
     const cpu = Object.entries(cpuUsPerRequest)
       .map(([k, v]) => `${k} ${v.toFixed(0)}`)
       .join(", ");
     out(
-      `| ${name} | ${result.rps.toFixed(0)} | ${result.p50Ms.toFixed(2)} | ${result.p99Ms.toFixed(2)} | ${result.errors} | ${cpu} |`,
+      `| ${scenario.name} | ${result.rps.toFixed(0)} | ${all} | ${result.p50Ms.toFixed(2)} | ${result.p99Ms.toFixed(2)} | ${errors} | ${cpu} |`,
     );
   }
   out();
-  const added = latency.gateway.p50Ms - latency.direct.p50Ms;
-  out(`## Latency at ${latency.rate} req/s (half of the gateway's saturation; open loop, Node generator)`);
-  out("| path | p50 ms | p90 ms | p99 ms | errors |");
-  out("|---|---:|---:|---:|---:|");
-  out(
-    `| direct Connect (echo) | ${latency.direct.p50Ms.toFixed(3)} | ${latency.direct.p90Ms.toFixed(3)} | ${latency.direct.p99Ms.toFixed(3)} | ${latency.direct.errors} |`,
-  );
-  out(
-    `| REST via gateway | ${latency.gateway.p50Ms.toFixed(3)} | ${latency.gateway.p90Ms.toFixed(3)} | ${latency.gateway.p99Ms.toFixed(3)} | ${latency.gateway.errors} |`,
-  );
+  const directP50 = median(latency.map((l) => l.direct.p50Ms));
+  const gatewayP50 = median(latency.map((l) => l.gateway.p50Ms));
+  const added = median(latency.map((l) => l.gateway.p50Ms - l.direct.p50Ms));
+  out(`## Latency at ${rate} req/s (half of the gateway's median saturation; open loop, Node generator)`);
+  out("| path | p50 ms (median) | p50 each round | p90 ms | p99 ms | errors |");
+  out("|---|---:|---|---:|---:|---:|");
+  for (const [label, pick, p50] of [
+    ["direct Connect (echo)", (l: (typeof latency)[number]) => l.direct, directP50],
+    ["REST via gateway", (l: (typeof latency)[number]) => l.gateway, gatewayP50],
+  ] as const) {
+    const each = latency.map((l) => pick(l).p50Ms.toFixed(3)).join(" / ");
+    const p90 = median(latency.map((l) => pick(l).p90Ms));
+    const p99 = median(latency.map((l) => pick(l).p99Ms));
+    const errors = latency.reduce((sum, l) => sum + pick(l).errors, 0);
+    out(`| ${label} | ${p50.toFixed(3)} | ${each} | ${p90.toFixed(3)} | ${p99.toFixed(3)} | ${errors} |`);
+  }
   out();
-  const ratio = (a: Measurement, b: Measurement): number => a.result.rps / Math.max(1, b.result.rps);
+  const ratio = (a: ScenarioKey, b: ScenarioKey): number => m[a].result.rps / Math.max(1, m[b].result.rps);
   const rows: [string, number, string, boolean][] = [
     [
       "REST via gateway / direct Connect",
-      ratio(m.rest, m.directConnect),
+      ratio("rest", "directConnect"),
       "≥ 0.40",
-      ratio(m.rest, m.directConnect) >= 0.4,
+      ratio("rest", "directConnect") >= 0.4,
     ],
     ["gateway-added p50 latency (ms)", added, "≤ 0.50", added <= 0.5],
     [
       "+ rate limit / REST via gateway",
-      ratio(m.restLimited, m.rest),
+      ratio("restLimited", "rest"),
       "≥ 0.80",
-      ratio(m.restLimited, m.rest) >= 0.8,
+      ratio("restLimited", "rest") >= 0.8,
     ],
     [
       "+ tracing / REST via gateway",
-      ratio(m.restTraced, m.rest),
+      ratio("restTraced", "rest"),
       "≥ 0.80",
-      ratio(m.restTraced, m.rest) >= 0.8,
+      ratio("restTraced", "rest") >= 0.8,
     ],
     [
       "+ edge auth (cache) / auth off",
-      ratio(m.userAuth, m.userNoAuth),
+      ratio("userAuth", "userNoAuth"),
       "≥ 0.80",
-      ratio(m.userAuth, m.userNoAuth) >= 0.8,
+      ratio("userAuth", "userNoAuth") >= 0.8,
     ],
-    ["all edge features / none (USER route)", ratio(m.userAll, m.userNoAuth), "(info)", true],
-    ["direct Connect / bare node:http ceiling", ratio(m.directConnect, m.ceiling), "(info)", true],
+    ["all edge features / none (USER route)", ratio("userAll", "userNoAuth"), "(info)", true],
+    ["direct Connect / bare node:http ceiling", ratio("directConnect", "ceiling"), "(info)", true],
   ];
   out("## Ratios and targets");
   out("| ratio | value | target | met |");

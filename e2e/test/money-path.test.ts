@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { SpanKind } from "@opentelemetry/api";
+import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { startAuthServer, type AuthServer } from "@zero/auth/auth-server";
 import { loadConfig as loadAuthConfig } from "@zero/auth/config";
@@ -143,7 +143,7 @@ describe("the money path", () => {
           (s) =>
             s.name === "send email" &&
             String(s.attributes["notifications.template"]).includes("payment-succeeded") &&
-            s.status.code !== 2,
+            s.status.code !== SpanStatusCode.ERROR,
         ),
     );
     const received = await eventually(() =>
