@@ -2,7 +2,10 @@ import { randomBytes } from "node:crypto";
 import { createLogger } from "@zero/kit/log";
 import { startAuthServer, type AuthServer } from "@zero/auth/auth-server";
 import { loadConfig } from "@zero/auth/config";
+import { startEchoServer } from "@zero/echo/echo-server";
 import { startGateway, type Gateway } from "@zero/gateway/gateway-server";
+import { createAuthTokenVerifier } from "@zero/kit/auth-token-verifier";
+import type { Server } from "@zero/kit/server";
 import { publicServices } from "@zero/gateway/public-services";
 import { createTestDatabase, type TestDatabase } from "@zero/testkit/postgres";
 import { startNats, type TestNats } from "@zero/testkit/nats";
@@ -16,6 +19,8 @@ import { startRedis, type TestRedis } from "@zero/testkit/redis";
 export interface TestPlatform {
   gateway: Gateway;
   auth: AuthServer;
+  /** The diagnostic echo service: a USER method (WhoAmI) on a service other than auth. */
+  echo: Server;
   nats: TestNats;
   redis: TestRedis;
   database: TestDatabase;
@@ -41,22 +46,29 @@ export async function startPlatform(): Promise<TestPlatform> {
     logger,
     host: "127.0.0.1",
   });
+  const echo = await startEchoServer({
+    logger,
+    verifier: createAuthTokenVerifier({ authUrl: auth.url, issuer: "zero-auth", audience: "zero" }),
+  });
   const gateway = await startGateway({
     services: publicServices,
-    upstreamUrls: { auth: auth.url },
+    upstreamUrls: { auth: auth.url, testing: echo.url },
     logger,
     host: "127.0.0.1",
     port: 0,
+    tokenRevocation: { redisUrl: redis.url, accessTokenTtlSeconds: 900 },
   });
   return {
     gateway,
     auth,
+    echo,
     nats,
     redis,
     database,
     url: gateway.url,
     async close() {
       await gateway.close(2000);
+      await echo.close(2000);
       await auth.close(2000);
       await nats.stop();
       await redis.stop();

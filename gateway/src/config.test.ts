@@ -28,6 +28,7 @@ describe("loadConfig", () => {
       authAudience: "zero",
       upstreamUrls: { auth: "http://127.0.0.1:9001" },
       tls: undefined,
+      tokenRevocation: { redisUrl: "redis://127.0.0.1:6379", accessTokenTtlSeconds: 900 },
       rateLimit: {
         redisUrl: "redis://127.0.0.1:6379",
         limits: { default: { limit: 100, periodMs: 60_000 }, routes: [], users: {} },

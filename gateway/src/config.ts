@@ -29,6 +29,7 @@ export interface GatewayConfig {
   /** Both set: the port serves TLS (ALPN h2 + http/1.1). */
   readonly tls: { readonly certFile: string; readonly keyFile: string } | undefined;
   /** Undefined when `RATE_LIMIT_ENABLED=false`. */
+  readonly tokenRevocation: { readonly redisUrl: string; readonly accessTokenTtlSeconds: number } | undefined;
   readonly rateLimit: { readonly redisUrl: string; readonly limits: RateLimitConfig } | undefined;
   readonly cors: {
     readonly allowedOrigins: readonly string[];
@@ -151,6 +152,13 @@ export function loadConfig(
     authAudience: e.string("AUTH_AUDIENCE", "zero"),
     upstreamUrls: Object.freeze(upstreamUrls),
     tls: certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : undefined,
+    // auth's revocation list (logout, password change) lives in the same Redis.
+    tokenRevocation: e.bool("TOKEN_REVOCATION_CHECK", true)
+      ? {
+          redisUrl: e.url("REDIS_URL", "redis://127.0.0.1:6379"),
+          accessTokenTtlSeconds: e.int("ACCESS_TOKEN_TTL_SECONDS", 900, { min: 60, max: 3600 }),
+        }
+      : undefined,
     rateLimit: rateLimitEnabled
       ? { redisUrl: e.url("REDIS_URL", "redis://127.0.0.1:6379"), limits }
       : undefined,

@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { createRegistry, toJson } from "@bufbuild/protobuf";
+import { Redis } from "ioredis";
+import { createRegistry } from "@bufbuild/protobuf";
 import type { DescService } from "@bufbuild/protobuf";
-import { createClient, type Interceptor } from "@connectrpc/connect";
+import type { Interceptor } from "@connectrpc/connect";
 import {
   INVALID_SPAN_CONTEXT,
   SpanKind,
@@ -12,10 +13,11 @@ import {
 } from "@opentelemetry/api";
 import { DomainError } from "@zero/kit/errors";
 import { requestIdContextKey, type Logger } from "@zero/kit/log";
-import { createTokenVerifier, type TokenVerifier } from "@zero/kit/principal";
+import { createAuthTokenVerifier } from "@zero/kit/auth-token-verifier";
+import type { TokenVerifier } from "@zero/kit/principal";
+import { createTokenRevocations, withRevocationCheck } from "@zero/kit/token-revocations";
 import { startListener } from "@zero/kit/listener";
 import { extractTraceContext, tracingClientInterceptor } from "@zero/kit/tracing";
-import { AuthService, JwkSchema } from "@zero/proto/zero/auth/v1/auth_pb";
 import { createClientAddressResolver } from "./edge/client-address.js";
 import { createCorsPolicy, type CorsOptions } from "./edge/cors.js";
 import { clientTimeoutMs } from "./edge/deadline.js";
@@ -72,6 +74,13 @@ export interface GatewayOptions {
   upstreamTimeoutMs?: number;
   /** Per-RPC default deadlines (first match wins), before `upstreamTimeoutMs`. */
   routeTimeouts?: readonly RouteTimeoutRule[];
+  /**
+   * Refuse access tokens auth has revoked (logout, password change, reset, deactivation) at the
+   * edge, from auth's revocation list in Redis — otherwise a signed-out token stays valid for the
+   * rest of its 15 minutes at every service but auth. Absent = off. If Redis is unreachable,
+   * unexpired tokens are accepted (logged once): the same trade auth documents.
+   */
+  tokenRevocation?: { redisUrl: string; accessTokenTtlSeconds: number };
   /** Rate limiting in Redis; absent = off. */
   rateLimit?: { redisUrl: string; limits: RateLimitConfig; commandTimeoutMs?: number };
   /** Absent or an empty allow-list: no CORS headers, preflights refused. */
@@ -147,10 +156,29 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     logger.warn({ service: service.typeName }, "service not routed: its <NAME>_URL is not configured");
   }
   const baseVerifier = opts.verifier ?? defaultVerifier(opts, upstreams.byName("auth"));
-  const verifier =
+  const cachedVerifier =
     baseVerifier === undefined || opts.tokenCache === false
       ? baseVerifier
       : createVerifiedTokenCache(baseVerifier, opts.tokenCache);
+  // After the cache: the signature is checked once per token, revocation on every request.
+  const revocationRedis = opts.tokenRevocation
+    ? new Redis(opts.tokenRevocation.redisUrl, {
+        lazyConnect: false,
+        maxRetriesPerRequest: 1,
+        commandTimeout: 200,
+        enableOfflineQueue: false,
+      })
+    : undefined;
+  revocationRedis?.on("error", () => undefined); // reported by the revocation check itself, once
+  const verifier =
+    cachedVerifier === undefined || revocationRedis === undefined || opts.tokenRevocation === undefined
+      ? cachedVerifier
+      : revocationChecked(
+          cachedVerifier,
+          revocationRedis,
+          opts.tokenRevocation.accessTokenTtlSeconds,
+          logger,
+        );
   const access = createEdgeAccess({ verifier });
   const registry = createRegistry(...opts.services.map((s) => s.file));
   const rest = createRestHandler({
@@ -463,6 +491,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     health.stop();
     upstreams.close();
     await limiter?.close();
+    revocationRedis?.disconnect();
     throw error;
   }
   const url = listener.url;
@@ -484,6 +513,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     health.stop();
     upstreams.close();
     await limiter?.close();
+    revocationRedis?.disconnect();
     logger.info("gateway stopped");
   };
 
@@ -499,23 +529,22 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   };
 }
 
-type JwksFetcher = Parameters<typeof createTokenVerifier>[0]["getJwks"];
+function revocationChecked(
+  verifier: TokenVerifier,
+  redis: Redis,
+  accessTokenTtlSeconds: number,
+  logger: Logger,
+): TokenVerifier {
+  const revocations = createTokenRevocations({ redis, accessTokenTtlSeconds, logger });
+  return withRevocationCheck(verifier, (claims) => revocations.isRevoked(claims));
+}
 
 /** The kit verifier fed by auth's GetJwks through the gateway's own connection to auth. */
 function defaultVerifier(opts: GatewayOptions, auth: Upstream | undefined): TokenVerifier | undefined {
   if (!auth) return undefined;
-  const client = createClient(AuthService, auth.transport);
-  const getJwks: JwksFetcher = async () => {
-    const response = await client.getJwks({}, { timeoutMs: 5_000 });
-    return {
-      keys: response.keys.map(
-        (key) => toJson(JwkSchema, key) as Awaited<ReturnType<JwksFetcher>>["keys"][number],
-      ),
-    };
-  };
-  return createTokenVerifier({
+  return createAuthTokenVerifier({
+    transport: auth.transport,
     issuer: opts.tokenIssuer ?? "zero-auth",
     audience: opts.tokenAudience ?? "zero",
-    getJwks,
   });
 }

@@ -30,6 +30,7 @@ const gateway = await startGateway({
   upstreamTimeoutMs: config.upstreamTimeoutMs,
   routeTimeouts: config.routeTimeouts,
   ...(config.rateLimit === undefined ? {} : { rateLimit: config.rateLimit }),
+  ...(config.tokenRevocation === undefined ? {} : { tokenRevocation: config.tokenRevocation }),
   cors: config.cors,
   trustedProxies: config.trustedProxies,
   resilience: config.resilience,

@@ -69,7 +69,11 @@ export function createReadiness(opts: ReadinessOptions): Readiness {
       return undefined;
     } catch (error) {
       // Logged only when it starts failing, not on every poll.
-      if (!state.failing.includes(check.name) || checkedAt === -Infinity) {
+      if (checkedAt === -Infinity) {
+        // At start-up a dependency still connecting is expected, not an incident: no stack trace.
+        const reason = error instanceof Error ? error.message : String(error);
+        opts.logger.info({ check: check.name, reason }, "not ready yet");
+      } else if (!state.failing.includes(check.name)) {
         opts.logger.warn({ check: check.name, err: error }, "readiness check failing");
       }
       return check.name;

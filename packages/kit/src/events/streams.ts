@@ -12,9 +12,17 @@ export interface StreamSpec {
   name: string;
   /** e.g. `["zero.auth.v1.>"]`. */
   subjects: string[];
-  /** Messages older than this are discarded (default: kept until limits apply — none by default). */
+  /**
+   * Messages older than this are discarded; default 7 days (`DEFAULT_EVENT_RETENTION_MS`). Streams
+   * carry facts between services, they are not an archive: events hold personal data (an email in
+   * UserRegistered) that erasure cannot reach inside a stream, so they must age out. A consumer
+   * down for longer than this misses events; the producer's outbox keeps published rows 7 days
+   * too, so they can be republished.
+   */
   maxAgeMs?: number;
 }
+
+export const DEFAULT_EVENT_RETENTION_MS = 7 * 24 * 3600_000;
 
 /** The dead-letter stream every consumer publishes to: `dlq.<durable>.<original subject>`. */
 export const DEAD_LETTER_STREAM = "ZERO_DLQ";
@@ -34,7 +42,7 @@ export async function ensureStream(nc: NatsConnection, spec: StreamSpec): Promis
   const wanted = {
     subjects: spec.subjects,
     duplicate_window: nanos(DUPLICATE_WINDOW_MS),
-    max_age: nanos(spec.maxAgeMs ?? 0),
+    max_age: nanos(spec.maxAgeMs ?? DEFAULT_EVENT_RETENTION_MS),
   };
   try {
     const info = await jsm.streams.info(spec.name);
@@ -65,5 +73,6 @@ export async function ensureStream(nc: NatsConnection, spec: StreamSpec): Promis
 
 /** Creates the `ZERO_DLQ` stream (`dlq.>`): dead letters are kept until someone deals with them. */
 export function ensureDeadLetterStream(nc: NatsConnection): Promise<StreamInfo> {
-  return ensureStream(nc, { name: DEAD_LETTER_STREAM, subjects: ["dlq.>"] });
+  // Longer than the event streams: a dead letter waits for a person to look at it.
+  return ensureStream(nc, { name: DEAD_LETTER_STREAM, subjects: ["dlq.>"], maxAgeMs: 30 * 24 * 3600_000 });
 }
