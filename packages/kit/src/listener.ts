@@ -87,6 +87,31 @@ export async function startListener(opts: ListenerOptions): Promise<Listener> {
   };
 
   const h1 = http.createServer(onHttp1Request);
+  // Requests Node's parser refuses before any handler runs (an unknown method such as `FOO`, a
+  // malformed request line or header) still get an answer in the error shape every Zero endpoint
+  // uses, not Node's bare `400 Bad Request`.
+  h1.on("clientError", (error: NodeJS.ErrnoException, socket: net.Socket) => {
+    if (!socket.writable || error.code === "ECONNRESET") {
+      socket.destroy();
+      return;
+    }
+    const tooLarge = error.code === "HPE_HEADER_OVERFLOW";
+    const status = tooLarge ? 431 : 400;
+    const body = JSON.stringify({
+      error: {
+        code: status,
+        status: tooLarge ? "RESOURCE_EXHAUSTED" : "INVALID_ARGUMENT",
+        message: tooLarge
+          ? "the request headers are too large"
+          : "the request is not valid HTTP/1.1 (unknown method, or a malformed request line or header)",
+        details: [],
+      },
+    });
+    socket.end(
+      `HTTP/1.1 ${status} ${tooLarge ? "Request Header Fields Too Large" : "Bad Request"}\r\n` +
+        `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  });
   const h2 = http2.createServer(opts.onRequest);
   // Streams open per HTTP/2 session, and when the last one ended: a session is told to go away
   // only once it has been quiet for a moment (see drain).

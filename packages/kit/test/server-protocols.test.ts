@@ -229,6 +229,24 @@ describe("the connection sniffer", () => {
     expect((await fetch(`${server.url}/no/such/thing`)).status).toBe(404);
   });
 
+  it("answers a request Node's HTTP parser refuses (unknown method) with a JSON 400, not a bare one", async () => {
+    const { port } = new URL(server.url);
+    const raw = await new Promise<string>((resolve, reject) => {
+      let text = "";
+      const socket = net.connect(Number(port), "127.0.0.1", () =>
+        socket.write("FOO /zero.testing.v1.EchoService/Echo HTTP/1.1\r\nHost: x\r\n\r\n"),
+      );
+      socket.on("data", (chunk: Buffer) => (text += chunk.toString()));
+      socket.on("end", () => resolve(text));
+      socket.on("error", reject);
+    });
+    expect(raw).toMatch(/^HTTP\/1\.1 400 /);
+    const body = JSON.parse(raw.slice(raw.indexOf("\r\n\r\n") + 4)) as {
+      error: { code: number; status: string };
+    };
+    expect(body.error).toMatchObject({ code: 400, status: "INVALID_ARGUMENT" });
+  });
+
   it("refuses an unknown JSON field with invalid_argument instead of dropping it", async () => {
     const res = await fetch(`${server.url}/zero.testing.v1.EchoService/Echo`, {
       method: "POST",
