@@ -49,7 +49,10 @@ interface Served {
   stop(): Promise<void>;
 }
 
-async function serve(role: "auth" | "gateway", env: Record<string, string>): Promise<Served> {
+async function serve(
+  role: "auth" | "gateway" | "gateway-limited",
+  env: Record<string, string>,
+): Promise<Served> {
   const child = fork(`${here}serve.ts`, [role], {
     execArgv: ["--import", "tsx"],
     env: { PATH: process.env["PATH"] ?? "", LOG_LEVEL: "warn", ...env },
@@ -197,6 +200,11 @@ const auth = await serve("auth", {
   ...(slotsArg === undefined ? {} : { AUTH_HASH_CONCURRENCY: slotsArg }),
 });
 const gateway = await serve("gateway", { PORT: String(gatewayPort), AUTH_URL: auth.url });
+const limitedGateway = await serve("gateway-limited", {
+  PORT: String(await freePort()),
+  AUTH_URL: auth.url,
+  REDIS_URL: redis.url,
+});
 
 try {
   // 1. The argon2 ceiling, measured here with the service's own hasher and parameters.
@@ -280,6 +288,41 @@ try {
       `gateway event loop p99 ${eventLoopFlood.p99} ms (target ≤ 50), auth's ${authLoopFlood.p99} ms`,
   );
 
+  // 3b. The same flood at the edge's login rate limit: the production gateway (Redis rate limits,
+  // revocation check) refuses what exceeds */Login's 10/min with 429 before it reaches argon2.
+  const limitedOther = async (i: number) => {
+    const res =
+      i % 2 === 0
+        ? await fetch(`${limitedGateway.url}/v1/auth/jwks`)
+        : await fetch(`${limitedGateway.url}/v1/auth/me`, {
+            headers: { authorization: `Bearer ${accessToken}` },
+          });
+    await res.arrayBuffer();
+    return res.status === 200;
+  };
+  const limitedLogin = async (i: number) => {
+    const res = await fetch(`${limitedGateway.url}/v1/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: emails[i % ACCOUNTS], password: PASSWORD }),
+    });
+    await res.arrayBuffer();
+    return res.status === 200;
+  };
+  const limitedAlone = await closedLoop(8, PHASE_SECONDS, limitedOther);
+  await limitedGateway.resetEventLoop();
+  const limitedFloodRate = floodRate * 4;
+  const [limitedDuring, limitedFlood] = await Promise.all([
+    closedLoop(8, PHASE_SECONDS, limitedOther),
+    openLoop(limitedFloodRate, PHASE_SECONDS, limitedLogin),
+  ]);
+  const limitedLoop = await limitedGateway.eventLoop();
+  console.log(
+    `production edge (rate limits + revocation): other routes alone ${limitedAlone.perSecond}/s; during a login flood at ${limitedFloodRate}/s ` +
+      `(${limitedFlood.perSecond}/s served, ${limitedFlood.failed} refused): ${limitedDuring.perSecond}/s = ` +
+      `${round(limitedDuring.perSecond / limitedAlone.perSecond, 2)}× (target ≥ 0.8); gateway event loop p99 ${limitedLoop.p99} ms (target ≤ 50)`,
+  );
+
   // 4. Token issue and verify rates.
   const { publicKey, privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
   const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: "k", alg: "EdDSA", use: "sig" }] };
@@ -337,6 +380,7 @@ try {
   );
 } finally {
   await gateway.stop().catch(() => undefined);
+  await limitedGateway.stop().catch(() => undefined);
   await auth.stop().catch(() => undefined);
   await redis.stop();
   await nats.stop();

@@ -25,6 +25,18 @@ const server =
         logger,
         host: "127.0.0.1",
         port: Number(process.env["PORT"]),
+        // `gateway-limited`: the production edge — Redis rate limits with the built-in stricter rule
+        // on */Login (10/min per client) and the revocation check. Every client of the benchmark is
+        // 127.0.0.1, so the per-IP default is raised: only the login rule should bite.
+        ...(role === "gateway-limited"
+          ? {
+              rateLimit: {
+                redisUrl: process.env["REDIS_URL"] ?? "",
+                limits: { default: { limit: 1_000_000_000, periodMs: 60_000 }, routes: [], users: {} },
+              },
+              tokenRevocation: { redisUrl: process.env["REDIS_URL"] ?? "", accessTokenTtlSeconds: 900 },
+            }
+          : {}),
       });
 
 const ms = (ns: number) => Math.round(ns / 1e4) / 100;

@@ -16,6 +16,9 @@ import { captureLogs } from "./fixtures/logs.js";
 import { createTestIssuer } from "./fixtures/tokens.js";
 
 const exporter = new InMemorySpanExporter();
+// Exports wait for the SDK's resource detection; flushed before every look (a loaded machine once
+// checked before the export had happened).
+const processor = new SimpleSpanProcessor(exporter);
 const logs = captureLogs();
 let telemetry: Telemetry;
 let server: Server;
@@ -26,7 +29,7 @@ const activeTraceId = (): string => trace.getActiveSpan()?.spanContext().traceId
 beforeAll(async () => {
   telemetry = startTelemetry({
     serviceName: "kit-test",
-    spanProcessors: [new SimpleSpanProcessor(exporter)],
+    spanProcessors: [processor],
   });
   server = await startServer({
     name: "echo",
@@ -65,7 +68,8 @@ afterAll(async () => {
 
 beforeEach(() => exporter.reset());
 
-function spanNamed(name: string, kind: SpanKind): ReadableSpan {
+async function spanNamed(name: string, kind: SpanKind): Promise<ReadableSpan> {
+  await processor.forceFlush();
   const span = exporter.getFinishedSpans().find((s) => s.name === name && s.kind === kind);
   if (span === undefined) throw new Error(`no ${SpanKind[kind]} span named ${name}`);
   return span;
@@ -79,8 +83,8 @@ describe("RPC spans", () => {
     );
     root.end();
 
-    const clientSpan = spanNamed("zero.testing.v1.EchoService/Echo", SpanKind.CLIENT);
-    const serverSpan = spanNamed("zero.testing.v1.EchoService/Echo", SpanKind.SERVER);
+    const clientSpan = await spanNamed("zero.testing.v1.EchoService/Echo", SpanKind.CLIENT);
+    const serverSpan = await spanNamed("zero.testing.v1.EchoService/Echo", SpanKind.SERVER);
     const traceId = root.spanContext().traceId;
     expect(clientSpan.spanContext().traceId).toBe(traceId);
     expect(serverSpan.spanContext().traceId).toBe(traceId);
@@ -104,20 +108,20 @@ describe("RPC spans", () => {
       traceIds.add(res.message);
     }
     expect(indexes).toEqual([0, 1, 2]);
-    const serverSpan = spanNamed("zero.testing.v1.EchoService/EchoStream", SpanKind.SERVER);
+    const serverSpan = await spanNamed("zero.testing.v1.EchoService/EchoStream", SpanKind.SERVER);
     // Every message was produced inside the server span's trace.
     expect([...traceIds]).toEqual([serverSpan.spanContext().traceId]);
   });
 
   it("mark server faults as errors, not the caller's mistakes", async () => {
     await client.fail({ code: "not_found" }).catch(() => undefined);
-    const notFound = spanNamed("zero.testing.v1.EchoService/Fail", SpanKind.SERVER);
+    const notFound = await spanNamed("zero.testing.v1.EchoService/Fail", SpanKind.SERVER);
     expect(notFound.status.code).toBe(SpanStatusCode.UNSET);
     expect(notFound.attributes["rpc.grpc.status_code"]).toBe(5);
 
     exporter.reset();
     await client.fail({ code: "bug" }).catch(() => undefined);
-    const internal = spanNamed("zero.testing.v1.EchoService/Fail", SpanKind.SERVER);
+    const internal = await spanNamed("zero.testing.v1.EchoService/Fail", SpanKind.SERVER);
     expect(internal.status.code).toBe(SpanStatusCode.ERROR);
     expect(internal.attributes["rpc.grpc.status_code"]).toBe(13);
     expect(JSON.stringify(internal.status)).not.toContain("hunter2");
@@ -131,7 +135,7 @@ describe("log correlation", () => {
       createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }),
     );
     await plain.echo({ message: "correlate" }, { headers: { "x-request-id": "req-42" } });
-    const serverSpan = spanNamed("zero.testing.v1.EchoService/Echo", SpanKind.SERVER);
+    const serverSpan = await spanNamed("zero.testing.v1.EchoService/Echo", SpanKind.SERVER);
     const line = logs.lines.find((l) => l.note === "correlate");
     expect(line).toMatchObject({
       service: "kit-test",

@@ -23,6 +23,8 @@ import {
 
 // Each vitest fork runs one file, so this file owns the process's global tracer provider.
 const exporter = new InMemorySpanExporter();
+// Exports wait for the SDK's resource detection: flush before looking.
+const processor = new SimpleSpanProcessor(exporter);
 let telemetry: Telemetry;
 const logs = captureLogs();
 let t: TestPayments;
@@ -36,7 +38,7 @@ const cvc = "9731";
 beforeAll(async () => {
   telemetry = startTelemetry({
     serviceName: "payments-test",
-    spanProcessors: [new SimpleSpanProcessor(exporter)],
+    spanProcessors: [processor],
   });
   t = await startTestPayments({ logger: logs.logger });
   alice = await t.user();
@@ -134,7 +136,8 @@ describe("card data", () => {
     expectNoCardData("the logs", text);
   });
 
-  it("appears in no span", () => {
+  it("appears in no span", async () => {
+    await processor.forceFlush();
     const spans = exporter.getFinishedSpans();
     expect(spans.some((s) => s.name === "zero.payments.v1.PaymentService/ProcessPayment")).toBe(true);
     const text = JSON.stringify(
