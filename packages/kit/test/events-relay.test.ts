@@ -128,6 +128,35 @@ describe("appendEvent + relay", () => {
     }
   });
 
+  it("keeps commit order on the stream with one relay, while events keep being committed", async () => {
+    const relay = startRelay({
+      db: env.db,
+      nc: env.nc,
+      logger: env.log.logger,
+      batchSize: 5,
+      pollIntervalMs: 10,
+    });
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 40; i++) {
+        ids.push(
+          await env.db.transaction().execute((trx) =>
+            appendEvent(trx, UserRegisteredSchema, aUserRegistered(`o${i}@example.com`), {
+              source: "zero.test",
+            }),
+          ),
+        );
+        relay.wake();
+      }
+      await waitFor("all events published", async () => (await unpublished()) === 0);
+      // A consumer may rely on it (a payment's Created before its Succeeded): each replica
+      // publishes its events in the order they committed.
+      expect((await streamMessages()).map((m) => m.header.get("ce-id"))).toEqual(ids);
+    } finally {
+      await relay.stop();
+    }
+  });
+
   it("publishes each event once with two relays on the same database", async () => {
     const otherDb = createDb<TestTables>(env.dbUrl);
     const relays = [

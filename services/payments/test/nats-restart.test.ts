@@ -77,7 +77,8 @@ describe("a NATS restart during payment processing", () => {
     const stream = await eventually(
       () => readPaymentStream(nats.url),
       (messages) =>
-        messages.filter((m) => m.subject === PaymentSucceededSchema.typeName).length >= paid.length,
+        messages.filter((m) => m.subject === PaymentSucceededSchema.typeName).length >= paid.length &&
+        messages.filter((m) => m.subject === PaymentCreatedSchema.typeName).length >= paid.length,
       60_000,
     );
     const created = stream
