@@ -1,3 +1,4 @@
+import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -39,6 +40,8 @@ export function loadPlatformConfig(env: Record<string, string | undefined> = pro
       Object.entries(env).filter(([name]) => name !== "DATABASE_URL" && name !== "PORT"),
     ),
     color: env["NO_COLOR"] === undefined && process.stdout.isTTY,
+    /** Per-user state outside any checkout (scripts/local-secrets.ts keeps the dev secrets there). */
+    stateDir: env["XDG_STATE_HOME"] ?? join(homedir(), ".local", "state"),
   };
   if (problems.length > 0) throw new Error(`bad configuration:\n  ${problems.join("\n  ")}`);
   return Object.freeze(config);

@@ -1,6 +1,4 @@
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { openLocalSecrets } from "./local-secrets.js";
+import type { LocalSecrets } from "./local-secrets.js";
 
 // Demo data for a freshly started local platform, created through the gateway's public REST API
 // (the way a client would) so it also proves the whole path works. DEV ONLY credentials.
@@ -18,7 +16,10 @@ export const DEMO_ADMIN_EMAIL = "admin@example.com";
 export const DEMO_ADMIN_PASSWORD_SECRET = "AUTH_DEMO_ADMIN_PASSWORD";
 
 /** Registers the demo account; an account that already exists (409) is fine. Returns a problem, if any. */
-export async function seedDemoData(gatewayUrl: string): Promise<string | undefined> {
+export async function seedDemoData(
+  gatewayUrl: string,
+  secret: LocalSecrets["secret"],
+): Promise<string | undefined> {
   try {
     const response = await fetch(`${gatewayUrl}/v1/auth/register`, {
       method: "POST",
@@ -28,7 +29,7 @@ export async function seedDemoData(gatewayUrl: string): Promise<string | undefin
     });
     const body = await response.text();
     if (response.status === 201 || response.status === 200 || response.status === 409)
-      return await announceDemoAdmin(gatewayUrl);
+      return await announceDemoAdmin(gatewayUrl, secret);
     return `registering the demo account answered ${response.status}: ${body.slice(0, 300)}`;
   } catch (error) {
     return `registering the demo account failed: ${String(error)}`;
@@ -36,12 +37,11 @@ export async function seedDemoData(gatewayUrl: string): Promise<string | undefin
 }
 
 /** Prints the demo admin's credentials once a login with them works (the same secrets file as the plan). */
-async function announceDemoAdmin(gatewayUrl: string): Promise<string | undefined> {
-  const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-  const password = openLocalSecrets(join(root, ".local", "secrets.env"), process.env).secret(
-    DEMO_ADMIN_PASSWORD_SECRET,
-    18,
-  );
+async function announceDemoAdmin(
+  gatewayUrl: string,
+  secret: LocalSecrets["secret"],
+): Promise<string | undefined> {
+  const password = secret(DEMO_ADMIN_PASSWORD_SECRET, 18);
   const response = await fetch(`${gatewayUrl}/v1/auth/login`, {
     method: "POST",
     headers: { "content-type": "application/json" },

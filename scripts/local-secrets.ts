@@ -1,8 +1,30 @@
 import { createHash, randomBytes } from "node:crypto";
-import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs";
-import { dirname } from "node:path";
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 
 export type LocalSecrets = ReturnType<typeof openLocalSecrets>;
+
+/**
+ * Where the dev secrets live. They encrypt data inside the databases (auth's signing keys, TOTP
+ * secrets), so they belong to the Postgres server that holds that data, not to a checkout: every
+ * checkout using the same server shares one file. Kept in the checkout, a fresh clone on a machine
+ * that already ran Zero generated new keys and auth could not read its own signing keys. A
+ * checkout's older `.local/secrets.env` is adopted the first time.
+ */
+export function localSecretsFile(config: { root: string; postgresUrl: string; stateDir: string }): string {
+  const server = new URL(config.postgresUrl);
+  const dir = join(config.stateDir, "zero", `postgres-${server.hostname}-${server.port || "5432"}`);
+  const file = join(dir, "secrets.env");
+  if (!existsSync(file)) {
+    const legacy = join(config.root, ".local", "secrets.env");
+    if (existsSync(legacy)) {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      copyFileSync(legacy, file);
+      chmodSync(file, 0o600);
+    }
+  }
+  return file;
+}
 
 /**
  * Demo secrets for a local platform, generated once into a git-ignored `KEY=value` file and reused

@@ -1,14 +1,13 @@
 // `pnpm migrate`: applies every service's migrations (`main.ts migrate`) with the same environment
 // scripts/start.sh gives them, then exits. The roles and databases must exist: run it after
 // `eval "$(scripts/infra.sh up postgres)"` (which creates them) or after one scripts/start.sh.
-import { join } from "node:path";
 import { loadPlatformConfig } from "./config.js";
-import { openLocalSecrets } from "./local-secrets.js";
+import { localSecretsFile, openLocalSecrets } from "./local-secrets.js";
 import { planPlatform } from "./platform.js";
 import { createSupervisor, describeFailure } from "./supervisor.js";
 
 const config = loadPlatformConfig();
-const secrets = openLocalSecrets(join(config.root, ".local", "secrets.env"), config.inheritedEnv);
+const secrets = openLocalSecrets(localSecretsFile(config), config.inheritedEnv);
 const plan = planPlatform({ config, secret: secrets.secret });
 const migrations = plan.services.filter((p) => p.hasDatabase);
 const supervisor = createSupervisor({

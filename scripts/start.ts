@@ -8,12 +8,12 @@ import { join } from "node:path";
 import { loadPlatformConfig } from "./config.js";
 import { seedDemoData } from "./demo-data.js";
 import { platformBanner } from "./examples.js";
-import { openLocalSecrets } from "./local-secrets.js";
+import { localSecretsFile, openLocalSecrets } from "./local-secrets.js";
 import { baseUrl, planPlatform, type PlannedProcess } from "./platform.js";
 import { createSupervisor, describeFailure, ProcessFailure, type ProcessSpec } from "./supervisor.js";
 
 const config = loadPlatformConfig();
-const secrets = openLocalSecrets(join(config.root, ".local", "secrets.env"), config.inheritedEnv);
+const secrets = openLocalSecrets(localSecretsFile(config), config.inheritedEnv);
 const plan = planPlatform({ config, secret: secrets.secret });
 const say = (message: string): void => void process.stdout.write(`[zero] ${message}\n`);
 
@@ -95,7 +95,7 @@ async function main(): Promise<void> {
   if (plan.gateway) {
     say("starting the gateway");
     await supervisor.start(processOf(plan.gateway), `${baseUrl(plan.gateway.port)}/readyz`);
-    const problem = await seedDemoData(baseUrl(plan.gateway.port));
+    const problem = await seedDemoData(baseUrl(plan.gateway.port), secrets.secret);
     if (problem) say(`warning: ${problem}`);
   }
   process.stdout.write(platformBanner(everything));
