@@ -1,5 +1,5 @@
 // Writes `.local/compose.env`, the file `docker compose --env-file` reads: every secret compose.yaml
-// interpolates. The values come from the same `.local/secrets.env` as `scripts/start.sh` (generated
+// interpolates. The values come from the checkout's `.local/secrets.env` (compose's Postgres is its own; generated
 // there once, reused here), so both ways of running Zero share one auth key, one demo admin
 // password and one set of service credentials. Run: node --import tsx scripts/compose-env.ts [file]
 import { chmodSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
