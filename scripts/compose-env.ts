@@ -1,7 +1,7 @@
 // Writes `.local/compose.env`, the file `docker compose --env-file` reads: every secret compose.yaml
-// interpolates. The values come from the checkout's `.local/secrets.env` (compose's Postgres is its own; generated
-// there once, reused here), so both ways of running Zero share one auth key, one demo admin
-// password and one set of service credentials. Run: node --import tsx scripts/compose-env.ts [file]
+// interpolates. The values come from the checkout's `.local/secrets.env` (generated there once,
+// reused here): compose runs its own Postgres, so its secrets belong to this checkout, not to the
+// machine's server like scripts/start.sh's. Run: node --import tsx scripts/compose-env.ts [file]
 import { chmodSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
