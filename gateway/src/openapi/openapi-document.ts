@@ -6,6 +6,13 @@ import { Access } from "@zero/proto/zero/options/v1/access_pb";
 import type { Route } from "../route-table.js";
 import { createSchemaBuilder, hasScalarJson, type JsonSchema, type SchemaBuilder } from "./json-schemas.js";
 import type { ProtoComments } from "./proto-comments.js";
+import { Code } from "@connectrpc/connect";
+import { statusName } from "../error-body.js";
+
+// Every code but OK (an error body never carries it), in gRPC's numeric order.
+const ERROR_STATUS_NAMES = Object.values(Code)
+  .filter((code): code is Code => typeof code === "number")
+  .map(statusName);
 
 // OpenAPI 3.1 from the same route table the gateway serves: one operation per HTTP binding
 // (additional_bindings included) of every method a client may call (PUBLIC, USER, ADMIN —
@@ -391,24 +398,8 @@ const errorSchemas: Record<string, JsonSchema> = {
           status: {
             type: "string",
             description: "The gRPC status name.",
-            enum: [
-              "CANCELLED",
-              "UNKNOWN",
-              "INVALID_ARGUMENT",
-              "DEADLINE_EXCEEDED",
-              "NOT_FOUND",
-              "ALREADY_EXISTS",
-              "PERMISSION_DENIED",
-              "RESOURCE_EXHAUSTED",
-              "FAILED_PRECONDITION",
-              "ABORTED",
-              "OUT_OF_RANGE",
-              "UNIMPLEMENTED",
-              "INTERNAL",
-              "UNAVAILABLE",
-              "DATA_LOSS",
-              "UNAUTHENTICATED",
-            ],
+            // The names the error writer sends: derived from the same table, never re-listed.
+            enum: ERROR_STATUS_NAMES,
           },
           message: { type: "string", description: "What went wrong and what to do, for people." },
           details: { type: "array", items: { $ref: "#/components/schemas/ErrorDetail" } },
