@@ -26,6 +26,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     settleDelayMs: e.int("PAYMENTS_SETTLE_DELAY_MS", 2_000, { min: 0, max: 600_000 }),
     idempotencyWaitMs: e.int("PAYMENTS_IDEMPOTENCY_WAIT_MS", 10_000, { min: 0, max: 120_000 }),
     idempotencyLeaseMs: e.int("PAYMENTS_IDEMPOTENCY_LEASE_MS", 30_000, { min: 1_000, max: 600_000 }),
+    // The reconciliation sweep looks up payments `processing` and untouched for this long. It must
+    // exceed the longest a ProcessPayment can take between its two commits (the provider call with
+    // its timeout): a younger payment may still be in flight, and a charge that has not reached the
+    // provider yet would read as "never charged" and fail the payment.
+    reconcileAfterMs: e.int("PAYMENTS_RECONCILE_AFTER_MS", 120_000, { min: 30_000, max: 86_400_000 }),
+    reconcileIntervalMs: e.int("PAYMENTS_RECONCILE_INTERVAL_MS", 60_000, { min: 1_000, max: 3_600_000 }),
   };
   if (c.webhookSecrets.length === 0) {
     problems.push(

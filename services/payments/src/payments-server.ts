@@ -19,6 +19,7 @@ import { createPaymentService } from "./payment-service.js";
 import { createPersonalDataService } from "./personal-data.js";
 import { createSimulatedProvider, type PaymentProvider } from "./provider.js";
 import { startWebhookWorker } from "./provider-webhooks.js";
+import { startReconciliation } from "./reconciliation.js";
 import { startUserErasure } from "./user-erasure.js";
 import { SIGNATURE_HEADER } from "./webhook-signature.js";
 
@@ -34,7 +35,8 @@ export interface PaymentsServer {
   db: Kysely<DB>;
   /**
    * Stops in reverse order of start: server (in-flight calls get up to `drainMs`, default 10 s) →
-   * provider deliveries, webhook worker, erasure consumer, event publishing → database.
+   * reconciliation sweep, provider deliveries, webhook worker, erasure consumer, event publishing →
+   * database.
    */
   close(drainMs?: number): Promise<void>;
 }
@@ -101,6 +103,16 @@ export async function startPaymentsServer(opts: {
         deliver: createWebhookDelivery(() => config.providerWebhookUrl ?? own.url),
       });
     closers.push("provider", () => provider.close());
+    // Settles payments a crash left `processing`, by asking the provider.
+    const reconciliation = startReconciliation({
+      db,
+      provider,
+      logger,
+      relay: events,
+      intervalMs: config.reconcileIntervalMs,
+      olderThanMs: config.reconcileAfterMs,
+    });
+    closers.push("reconciliation", () => reconciliation.stop());
 
     const server = await startServer({
       name: SERVICE_NAME,

@@ -54,6 +54,13 @@ export type ChargeOutcome =
   | { status: "pending"; providerPaymentId: string }
   | { status: "failed"; providerPaymentId: string; failureCode: string; failureMessage: string };
 
+/**
+ * What the provider knows of the charge made under an idempotency key, as it stands now (an
+ * asynchronous charge may have settled since it was answered `pending`). `not_found`: no charge
+ * under that key ever reached the provider, so no money moved.
+ */
+export type ChargeLookup = ChargeOutcome | { status: "not_found" };
+
 export interface RefundRequest {
   idempotencyKey: string;
   providerPaymentId: string;
@@ -67,6 +74,12 @@ export type RefundOutcome =
 
 export interface PaymentProvider {
   charge(request: ChargeRequest): Promise<ChargeOutcome>;
+  /**
+   * The charge made under `idempotencyKey` (the service passes the payment id), for reconciling a
+   * payment whose charge's answer was never recorded. Stripe: search PaymentIntents by the
+   * `payment_id` metadata (or retrieve by id once known).
+   */
+  lookupCharge(idempotencyKey: string): Promise<ChargeLookup>;
   refund(request: RefundRequest): Promise<RefundOutcome>;
   /** Cancels webhook deliveries not made yet. */
   close(): void;
@@ -108,8 +121,16 @@ const REMEMBERED_KEYS = 10_000;
 
 const newId = (prefix: string): string => `${prefix}_${randomBytes(12).toString("hex")}`;
 
+/** A charge as the simulated provider keeps it. */
+interface ChargeRecord {
+  /** The first answer, replayed to a retried charge with the same key (as Stripe replays it). */
+  answer: ChargeOutcome;
+  /** Where the charge is now: an asynchronous one moves on from `pending` when it settles. */
+  current: ChargeOutcome;
+}
+
 export function createSimulatedProvider(opts: SimulatedProviderOptions): PaymentProvider {
-  const charges = new Map<string, ChargeOutcome>();
+  const charges = new Map<string, ChargeRecord>();
   const refunds = new Map<string, RefundOutcome>();
   const timers = new Set<NodeJS.Timeout>();
   const maxAttempts = opts.maxDeliveryAttempts ?? 6;
@@ -148,7 +169,10 @@ export function createSimulatedProvider(opts: SimulatedProviderOptions): Payment
   };
 
   const settleLater = (request: ChargeRequest, providerPaymentId: string): void => {
-    later(opts.settleDelayMs, () =>
+    later(opts.settleDelayMs, () => {
+      // Settled on the provider's side first; the webhook only reports it (and may be lost).
+      const record = charges.get(request.idempotencyKey);
+      if (record) record.current = { status: "succeeded", providerPaymentId };
       sendWebhook({
         id: newId("evt"),
         object: "event",
@@ -165,14 +189,14 @@ export function createSimulatedProvider(opts: SimulatedProviderOptions): Payment
             last_payment_error: null,
           },
         },
-      }),
-    );
+      });
+    });
   };
 
   return {
     charge(request) {
       const known = charges.get(request.idempotencyKey);
-      if (known) return Promise.resolve(known);
+      if (known) return Promise.resolve(known.answer);
       const providerPaymentId = newId("pi");
       let outcome: ChargeOutcome;
       if (request.method === "paypal") {
@@ -191,7 +215,14 @@ export function createSimulatedProvider(opts: SimulatedProviderOptions): Payment
             }
           : { status: "succeeded", providerPaymentId };
       }
-      return Promise.resolve(remember(charges, request.idempotencyKey, outcome));
+      remember(charges, request.idempotencyKey, { answer: outcome, current: outcome });
+      return Promise.resolve(outcome);
+    },
+
+    lookupCharge(idempotencyKey) {
+      // Only as long as it remembers the key (REMEMBERED_KEYS, and this process's life): a key it
+      // forgot reads as never charged. See the README on what that means for reconciliation.
+      return Promise.resolve(charges.get(idempotencyKey)?.current ?? { status: "not_found" });
     },
 
     refund(request) {
