@@ -17,6 +17,7 @@ import { createAuthTokenVerifier } from "@zero/kit/auth-token-verifier";
 import type { TokenVerifier } from "@zero/kit/principal";
 import { createTokenRevocations, withRevocationCheck } from "@zero/kit/token-revocations";
 import { startListener } from "@zero/kit/listener";
+import { withVerifiedTokenCache, type VerifiedTokenCacheOptions } from "@zero/kit/verified-token-cache";
 import { extractTraceContext, tracingClientInterceptor } from "@zero/kit/tracing";
 import { createClientAddressResolver } from "./edge/client-address.js";
 import { createCorsPolicy, type CorsOptions } from "./edge/cors.js";
@@ -26,7 +27,6 @@ import { createRateLimitPolicy, type RateLimitConfig } from "./edge/rate-limit-p
 import { createRateLimiter, type RateLimiter } from "./edge/rate-limiter.js";
 import { createRouteTimeouts, type RouteTimeoutRule } from "./edge/route-timeouts.js";
 import { securityHeaders } from "./edge/security-headers.js";
-import { createVerifiedTokenCache, type VerifiedTokenCacheOptions } from "./edge/verified-token-cache.js";
 import { asConnectError } from "./error-body.js";
 import { createEdgeAccess } from "./edge-access.js";
 import { createGatewayMetrics } from "./gateway-metrics.js";
@@ -66,7 +66,11 @@ export interface GatewayOptions {
   /** Issuer and audience for the default verifier; default `zero-auth` / `zero`. */
   tokenIssuer?: string;
   tokenAudience?: string;
-  /** The edge's cache of verified tokens; `false` verifies every request. */
+  /**
+   * The edge's cache of verified tokens (default 10 000 tokens, each until its `exp`, no longer than
+   * `maxTtlMs`); `false` verifies every request. The default verifier caches by itself and also drops
+   * a token once its key leaves auth's JWKS; an injected `verifier` is wrapped, `maxTtlMs` default 60 s.
+   */
   tokenCache?: VerifiedTokenCacheOptions | false;
   /** REST bodies above this get 413; default 1 MiB. */
   maxBodyBytes?: number;
@@ -155,11 +159,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   for (const service of upstreams.unrouted) {
     logger.warn({ service: service.typeName }, "service not routed: its <NAME>_URL is not configured");
   }
-  const baseVerifier = opts.verifier ?? defaultVerifier(opts, upstreams.byName("auth"));
   const cachedVerifier =
-    baseVerifier === undefined || opts.tokenCache === false
-      ? baseVerifier
-      : createVerifiedTokenCache(baseVerifier, opts.tokenCache);
+    opts.verifier === undefined
+      ? defaultVerifier(opts, upstreams.byName("auth"))
+      : opts.tokenCache === false
+        ? opts.verifier
+        : withVerifiedTokenCache(opts.verifier, opts.tokenCache);
   // After the cache: the signature is checked once per token, revocation on every request.
   const revocationRedis = opts.tokenRevocation
     ? new Redis(opts.tokenRevocation.redisUrl, {
@@ -539,12 +544,16 @@ function revocationChecked(
   return withRevocationCheck(verifier, (claims) => revocations.isRevoked(claims));
 }
 
-/** The kit verifier fed by auth's GetJwks through the gateway's own connection to auth. */
+/**
+ * The kit verifier fed by auth's GetJwks through the gateway's own connection to auth, with its own
+ * cache of verified tokens (which knows when a key leaves the JWKS, unlike a wrapper).
+ */
 function defaultVerifier(opts: GatewayOptions, auth: Upstream | undefined): TokenVerifier | undefined {
   if (!auth) return undefined;
   return createAuthTokenVerifier({
     transport: auth.transport,
     issuer: opts.tokenIssuer ?? "zero-auth",
     audience: opts.tokenAudience ?? "zero",
+    cache: opts.tokenCache ?? {},
   });
 }

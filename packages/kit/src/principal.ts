@@ -7,6 +7,11 @@ import type { Access } from "@zero/proto/zero/options/v1/access_pb";
 import { createLocalJWKSet, errors, jwtVerify } from "jose";
 import type { JWK, JWTPayload } from "jose";
 import { DomainError } from "./errors.js";
+import {
+  createSharedVerifications,
+  createVerifiedTokenCache,
+  type VerifiedTokenCacheOptions,
+} from "./verified-token-cache.js";
 
 /** Who is calling, as established from a verified access token. */
 export interface Principal {
@@ -51,26 +56,49 @@ export interface TokenVerifierOptions {
   refetchCooldownMs?: number;
   /** Keys older than this are refetched on the next verification (default 10 min), so removed keys stop working. */
   maxAgeMs?: number;
+  /**
+   * Verified tokens are remembered (default: up to 10 000, each until its `exp`) so a repeated token
+   * skips the signature check; `false` verifies every call. See `verified-token-cache.ts`.
+   */
+  cache?: VerifiedTokenCacheOptions | false;
+  /** The clock (ms since the epoch) for `exp`/`nbf`, the cache and key refreshes; default `Date.now`. */
+  now?: () => number;
 }
 
 const MAX_TOKEN_LENGTH = 8192;
 
+/** The issuer's keys as last fetched: what jose verifies with, and which key material each `kid` names. */
+interface KeySet {
+  readonly verifyingKeys: ReturnType<typeof createLocalJWKSet>;
+  readonly keyByKid: ReadonlyMap<string, string>;
+}
+
+/** A remembered verification: the principal, and the key it was verified with. */
+interface Verified {
+  readonly principal: Principal;
+  readonly kid: string;
+  readonly key: string;
+}
+
 export function createTokenVerifier(opts: TokenVerifierOptions): TokenVerifier {
   const cooldownMs = opts.refetchCooldownMs ?? 30_000;
   const maxAgeMs = opts.maxAgeMs ?? 10 * 60_000;
-  let keySet: ReturnType<typeof createLocalJWKSet> | undefined;
+  const now = opts.now ?? Date.now;
+  const cache = opts.cache === false ? undefined : createVerifiedTokenCache<Verified>({ ...opts.cache, now });
+  const shared = createSharedVerifications<Principal>();
+  let keySet: KeySet | undefined;
   let fetchedAt = 0;
   let lastAttemptAt = -Infinity;
-  let inflight: Promise<ReturnType<typeof createLocalJWKSet>> | undefined;
+  let inflight: Promise<KeySet> | undefined;
 
-  const fetchKeys = (): Promise<ReturnType<typeof createLocalJWKSet>> => {
+  const fetchKeys = (): Promise<KeySet> => {
     // Concurrent verifications share one fetch.
     inflight ??= (async () => {
-      lastAttemptAt = Date.now();
+      lastAttemptAt = now();
       try {
         const jwks = await opts.getJwks();
-        keySet = createLocalJWKSet(jwks);
-        fetchedAt = Date.now();
+        keySet = { verifyingKeys: createLocalJWKSet(jwks), keyByKid: keysByKid(jwks.keys) };
+        fetchedAt = now();
         return keySet;
       } catch (cause) {
         // A stale key set beats refusing every caller while auth is briefly unreachable.
@@ -90,45 +118,87 @@ export function createTokenVerifier(opts: TokenVerifierOptions): TokenVerifier {
     return inflight;
   };
 
-  const currentKeys = (): Promise<ReturnType<typeof createLocalJWKSet>> => {
-    const fresh = keySet !== undefined && Date.now() - fetchedAt < maxAgeMs;
-    const mayRetry = Date.now() - lastAttemptAt >= cooldownMs;
+  const currentKeys = (): Promise<KeySet> => {
+    const fresh = keySet !== undefined && now() - fetchedAt < maxAgeMs;
+    const mayRetry = now() - lastAttemptAt >= cooldownMs;
     if (keySet !== undefined && (fresh || !mayRetry)) return Promise.resolve(keySet);
     return fetchKeys();
   };
 
-  const verifyWith = async (
-    token: string,
-    keys: ReturnType<typeof createLocalJWKSet>,
-  ): Promise<Principal> => {
-    const { payload } = await jwtVerify(token, keys, {
+  const verifyWith = async (token: string, keys: KeySet): Promise<Principal> => {
+    const { payload, protectedHeader } = await jwtVerify(token, keys.verifyingKeys, {
       algorithms: ["EdDSA"],
       issuer: opts.issuer,
       audience: opts.audience,
       requiredClaims: ["exp", "sub"],
+      currentDate: new Date(now()),
     });
-    return toPrincipal(payload);
+    const principal = toPrincipal(payload);
+    // Only a token naming its key is remembered, with that key's material, so the entry can be
+    // checked against every later key set; auth always sets `kid`.
+    const kid = protectedHeader.kid;
+    const key = kid === undefined ? undefined : keys.keyByKid.get(kid);
+    if (cache !== undefined && kid !== undefined && key !== undefined && typeof payload.exp === "number") {
+      cache.set(
+        token,
+        { principal, kid, key },
+        {
+          expiresAt: payload.exp * 1000,
+          ...(typeof payload.nbf === "number" ? { notBefore: payload.nbf * 1000 } : {}),
+        },
+      );
+    }
+    return principal;
+  };
+
+  const verifySignature = async (token: string, keys: KeySet): Promise<Principal> => {
+    try {
+      return await verifyWith(token, keys);
+    } catch (error) {
+      // A new kid usually means auth rotated its keys since we fetched them.
+      if (error instanceof errors.JWKSNoMatchingKey && now() - lastAttemptAt >= cooldownMs) {
+        try {
+          return await verifyWith(token, await fetchKeys());
+        } catch (retryError) {
+          throw toDomainError(retryError);
+        }
+      }
+      throw toDomainError(error);
+    }
   };
 
   return {
     async verify(token) {
       if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw invalidToken();
+      // Keys first, even for a remembered token: a key set past its age is refetched here, and an
+      // entry is honoured only while the key that verified it is still in the current set — a key
+      // withdrawn from the JWKS stops its cached tokens as soon as the set is refetched without it.
       const keys = await currentKeys();
-      try {
-        return await verifyWith(token, keys);
-      } catch (error) {
-        // A new kid usually means auth rotated its keys since we fetched them.
-        if (error instanceof errors.JWKSNoMatchingKey && Date.now() - lastAttemptAt >= cooldownMs) {
-          try {
-            return await verifyWith(token, await fetchKeys());
-          } catch (retryError) {
-            throw toDomainError(retryError);
-          }
-        }
-        throw toDomainError(error);
+      if (cache === undefined) return verifySignature(token, keys);
+      const hit = cache.get(token);
+      if (hit !== undefined) {
+        if (keys.keyByKid.get(hit.kid) === hit.key) return hit.principal;
+        cache.delete(token);
       }
+      return shared(token, () => verifySignature(token, keys));
     },
   };
+}
+
+/**
+ * Each `kid` with the key material it names. A `kid` listed twice names no single key, so tokens
+ * signed under it are verified every time rather than remembered.
+ */
+function keysByKid(keys: readonly JWK[]): Map<string, string> {
+  const byKid = new Map<string, string>();
+  const ambiguous = new Set<string>();
+  for (const jwk of keys) {
+    if (jwk.kid === undefined) continue;
+    if (byKid.has(jwk.kid)) ambiguous.add(jwk.kid);
+    byKid.set(jwk.kid, JSON.stringify([jwk.kty, jwk.crv, jwk.x, jwk.alg]));
+  }
+  for (const kid of ambiguous) byKid.delete(kid);
+  return byKid;
 }
 
 function toPrincipal(payload: JWTPayload): Principal {
@@ -141,7 +211,12 @@ function toPrincipal(payload: JWTPayload): Principal {
   // `kind: "service"`. A role alone never makes a caller a service — roles are data an admin can
   // change; the kind claim is set only by the service-credentials flow.
   const isService = kind === "service";
-  return { subject: sub, roles: [...roleList], kind: isService ? "service" : "user" };
+  // Frozen: a remembered principal is handed to every later call with the same token.
+  return Object.freeze({
+    subject: sub,
+    roles: Object.freeze([...roleList]) as string[],
+    kind: isService ? "service" : "user",
+  });
 }
 
 function invalidToken(): DomainError {

@@ -52,6 +52,10 @@ describe("createAuthTokenVerifier", () => {
     });
     expect(await verifier.verify(await issuer.service("orders"))).toMatchObject({ kind: "service" });
     expect(jwksCalls - before).toBe(1);
+    // Verified tokens are remembered: a repeated token answers the very same principal.
+    const token = await issuer.user("user-1");
+    const principal = await verifier.verify(token);
+    expect(await verifier.verify(token)).toBe(principal);
     await expect(verifier.verify(await (await createTokenIssuer()).user("user-1"))).rejects.toThrow(
       /unknown key/,
     );
