@@ -6,7 +6,7 @@ import {
   type Status,
 } from "@nats-io/transport-node";
 import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
-import { sql, type Kysely } from "kysely";
+import { sql, type ControlledTransaction, type Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { OutboxTables } from "./outbox.js";
 import { natsHeadersSetter } from "./trace-headers.js";
@@ -23,14 +23,6 @@ export interface RelayOptions<DB> {
   publishTimeoutMs?: number;
   /** How long published rows are kept (default 7 days). */
   retainPublishedMs?: number;
-  /**
-   * Passes run at once (default 1). A pass alternates database work (lock, mark, commit) with
-   * publishing, each about half of its time; two passes overlap them (bench/events: 0.54× → ~0.6×
-   * of the raw publish rate) and split the backlog through `SKIP LOCKED` as two replicas do — but
-   * events then reach the stream in commit order only per pass: a PaymentSucceeded can overtake its
-   * PaymentCreated. One pass keeps each replica's events in order, which consumers may rely on.
-   */
-  concurrency?: number;
 }
 
 export interface Relay {
@@ -40,6 +32,11 @@ export interface Relay {
   stop(): Promise<void>;
 }
 
+/** An unpublished outbox row, as the relay reads it. */
+type Row = Pick<OutboxTables["kit_outbox"], "id" | "subject" | "payload"> & {
+  headers: Record<string, string>;
+};
+
 const MAX_BACKOFF_MS = 5000;
 const PRUNE_EVERY_MS = 60 * 60_000;
 // Looked up per use, not at import: the global provider may be registered (or replaced) later.
@@ -47,7 +44,7 @@ const tracer = () => trace.getTracer("@zero/kit/events");
 
 /**
  * Publishes outbox rows to JetStream, at least once, in any number of replicas:
- * each pass locks a batch with `FOR UPDATE SKIP LOCKED` (other replicas take other rows),
+ * each batch is locked with `FOR UPDATE SKIP LOCKED` (other replicas take other rows),
  * publishes it concurrently with `Nats-Msg-Id` = event id (JetStream drops the duplicates a retry
  * can produce inside its window), marks the acked rows and commits. While NATS or Postgres is
  * unavailable the rows stay and the relay backs off (up to 5 s), logging once per state change.
@@ -65,10 +62,9 @@ export function startRelay<DB>(opts: RelayOptions<DB>): Relay {
   const retainSeconds = Math.round((opts.retainPublishedMs ?? 7 * 24 * 3600_000) / 1000);
   const js = jetstream(opts.nc);
 
-  const concurrency = Math.max(1, opts.concurrency ?? 1);
   let stopping = false;
   let wakeRequested = false;
-  // One per pass loop that is sleeping (waiting for a wake, a reconnect or its backoff).
+  // The loop, while it sleeps (waiting for a wake, a reconnect or its backoff).
   const sleepers = new Set<{ wakeable: boolean; fire(): void }>();
 
   // Requests made while disconnected would sit in the client's buffer and hold the row locks
@@ -85,12 +81,7 @@ export function startRelay<DB>(opts: RelayOptions<DB>): Relay {
     }
   })().catch((err: unknown) => logger.warn({ err }, "nats status stream failed"));
 
-  async function publishRow(row: {
-    id: string;
-    subject: string;
-    payload: Buffer;
-    headers: Record<string, string>;
-  }) {
+  async function publishRow(row: Row) {
     // Continue the trace that was active when the event was appended.
     const parent = propagation.extract(ROOT_CONTEXT, row.headers);
     const span = tracer().startSpan(
@@ -122,9 +113,15 @@ export function startRelay<DB>(opts: RelayOptions<DB>): Relay {
     }
   }
 
-  /** One transaction: lock a batch, publish it, mark what was acked. */
-  async function pass(): Promise<{ published: number; error?: Error }> {
-    return db.transaction().execute(async (trx) => {
+  interface LockedBatch {
+    trx: ControlledTransaction<OutboxTables>;
+    rows: Row[];
+  }
+
+  /** Opens a transaction and locks the oldest unpublished rows no other transaction holds. */
+  async function lockBatch(): Promise<LockedBatch> {
+    const trx = await db.startTransaction().execute();
+    try {
       const rows = await trx
         .selectFrom("kit_outbox")
         .select(["id", "subject", "payload", "headers"])
@@ -135,24 +132,93 @@ export function startRelay<DB>(opts: RelayOptions<DB>): Relay {
         .forUpdate()
         .skipLocked()
         .execute();
-      if (rows.length === 0) return { published: 0 };
-      const results = await Promise.allSettled(rows.map(publishRow));
-      const acked = rows.filter((_, i) => results[i]?.status === "fulfilled").map((row) => row.id);
+      return { trx, rows };
+    } catch (err) {
+      await trx
+        .rollback()
+        .execute()
+        .catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Marks the acked rows of a batch and commits it (releasing its locks). */
+  async function finishBatch(batch: LockedBatch, acked: string[]): Promise<void> {
+    try {
       if (acked.length > 0) {
-        await trx
+        await batch.trx
           .updateTable("kit_outbox")
           .set({ published_at: sql<Date>`now()` })
-          .where("id", "in", acked)
+          .where(sql<boolean>`id = any(${acked}::uuid[])`)
           .execute();
       }
-      const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-      if (failure === undefined) return { published: acked.length };
-      const error =
-        failure.reason instanceof Error
-          ? failure.reason
-          : new Error("publish failed", { cause: failure.reason });
-      return { published: acked.length, error };
-    });
+      await batch.trx.commit().execute();
+    } catch (err) {
+      // Rolled back: the rows are published again by a later pass; Nats-Msg-Id deduplicates them.
+      await batch.trx
+        .rollback()
+        .execute()
+        .catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Publishes a batch's rows concurrently (in order on the connection); which were acked. */
+  async function publishBatch(rows: Row[]): Promise<{ acked: string[]; error?: Error }> {
+    const results = await Promise.allSettled(rows.map(publishRow));
+    const acked = rows.filter((_, i) => results[i]?.status === "fulfilled").map((row) => row.id);
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failure === undefined) return { acked };
+    const error =
+      failure.reason instanceof Error
+        ? failure.reason
+        : new Error("publish failed", { cause: failure.reason });
+    return { acked, error };
+  }
+
+  /**
+   * Publishes the backlog, batch after batch, pipelined: while batch N is being published, the
+   * next transaction already locks batch N+1 (`SKIP LOCKED` passes over N's rows), and batch N's
+   * mark-and-commit runs while N+1 and N+2 are being published (up to four connections).
+   * Publishing itself stays strictly sequential — N+1's first publish is sent after N's last ack —
+   * so one replica's events reach the stream in commit order, and the database work no longer
+   * alternates with it (a one-batch-at-a-time relay spent about half of its time waiting on
+   * Postgres: bench/events). Two replicas still interleave, each in its own order.
+   */
+  async function drain(): Promise<{ published: number; error?: Error }> {
+    let published = 0;
+    const finishing: Promise<void>[] = [];
+    let batch: LockedBatch | undefined = await lockBatch();
+    try {
+      while (batch !== undefined && batch.rows.length > 0) {
+        const current: LockedBatch = batch;
+        batch = undefined;
+        const next = current.rows.length === batchSize && !stopping ? lockBatch() : undefined;
+        // Keep `next` from rejecting unobserved while we publish; it is awaited below.
+        next?.catch(() => undefined);
+        const { acked, error } = await publishBatch(current.rows);
+        // Commits may complete in any order (their rows are on the stream already); two at most.
+        if (finishing.length >= 2) await finishing.shift();
+        finishing.push(finishBatch(current, acked));
+        published += acked.length;
+        if (error !== undefined) {
+          await Promise.all(finishing);
+          if (next !== undefined) await (await next).trx.rollback().execute();
+          return { published, error };
+        }
+        if (next !== undefined) batch = await next;
+      }
+      await Promise.all(finishing);
+      return { published };
+    } finally {
+      // An empty (or abandoned) batch still has an open transaction.
+      if (batch !== undefined)
+        await batch.trx
+          .rollback()
+          .execute()
+          .catch(() => undefined);
+      await Promise.allSettled(finishing);
+    }
   }
 
   async function prune(): Promise<void> {
@@ -177,26 +243,23 @@ export function startRelay<DB>(opts: RelayOptions<DB>): Relay {
     });
   }
 
-  /** One pass loop; `primary` also logs state changes and prunes (once per relay, not per loop). */
-  async function run(primary: boolean): Promise<void> {
+  async function run(): Promise<void> {
     let failures = 0;
     let lastPrune = 0;
     while (!stopping) {
       wakeRequested = false;
-      let more = false;
       try {
         if (!connected) throw new Error("NATS connection is down");
-        const { published, error } = await pass();
+        const { error } = await drain();
         if (error !== undefined) throw error;
-        if (failures > 0 && primary) logger.info({ failedPasses: failures }, "publishing events again");
+        if (failures > 0) logger.info({ failedPasses: failures }, "publishing events again");
         failures = 0;
-        more = published === batchSize;
       } catch (err) {
         failures++;
-        if (failures === 1 && primary)
+        if (failures === 1)
           logger.warn({ err }, "cannot publish events; they stay in the outbox, retrying with backoff");
       }
-      if (primary && failures === 0 && Date.now() - lastPrune > PRUNE_EVERY_MS) {
+      if (failures === 0 && Date.now() - lastPrune > PRUNE_EVERY_MS) {
         lastPrune = Date.now();
         await prune().catch((err: unknown) => logger.warn({ err }, "pruning published events failed"));
       }
@@ -204,13 +267,13 @@ export function startRelay<DB>(opts: RelayOptions<DB>): Relay {
       if (failures > 0) {
         // Not wakeable: services call wake() after every commit, which must not defeat the backoff.
         await sleep(Math.min(100 * 2 ** (failures - 1), MAX_BACKOFF_MS), false);
-      } else if (!more && !wakeRequested) {
+      } else if (!wakeRequested) {
         await sleep(pollIntervalMs, true);
       }
     }
   }
 
-  const running = Promise.all(Array.from({ length: concurrency }, (_, i) => run(i === 0)));
+  const running = run();
   return {
     wake() {
       wakeRequested = true;
