@@ -278,4 +278,75 @@ describe("startConsumer", () => {
     expect(after.max_deliver).toBe((before.max_deliver ?? 0) + 1);
     expect(after.filter_subject ?? "").toBe(""); // two types on a two-subject stream: no filter
   });
+
+  it('starts a durable created with deliverPolicy "new" after the events already published; an existing one keeps its position', async () => {
+    const seen: string[] = [];
+    const start = () =>
+      startConsumer({
+        db: env.db,
+        nc: env.nc,
+        logger: env.log.logger,
+        stream: TEST_STREAM,
+        durable: "test-deliver-new",
+        deliverPolicy: "new",
+        handlers: [
+          {
+            schema: EchoRequestSchema,
+            handle(message) {
+              seen.push(message.message);
+              return Promise.resolve();
+            },
+          },
+        ],
+      });
+    await publishEcho("before creation", uuidv7());
+    const first = await start();
+    try {
+      await publishEcho("after creation", uuidv7());
+      await waitFor("the later event", () => seen.includes("after creation"));
+      await waitFor("the consumer to settle", () => settled("test-deliver-new"));
+    } finally {
+      await first.stop();
+    }
+    // Published while no process consumes: the durable exists, so "new" no longer applies and the
+    // restarted consumer picks up where it stopped.
+    await publishEcho("while stopped", uuidv7());
+    const second = await start();
+    try {
+      await waitFor("the event published while stopped", () => seen.includes("while stopped"));
+      await waitFor("the consumer to settle", () => settled("test-deliver-new"));
+    } finally {
+      await second.stop();
+    }
+    expect(seen).toEqual(["after creation", "while stopped"]);
+    const jsm = await jetstreamManager(env.nc);
+    expect((await jsm.consumers.info(TEST_STREAM, "test-deliver-new")).config.deliver_policy).toBe("new");
+  });
+
+  it('reads the events already in the stream with the default deliverPolicy ("all")', async () => {
+    const seen: string[] = [];
+    await publishEcho("already there", uuidv7());
+    const consumer = await startConsumer({
+      db: env.db,
+      nc: env.nc,
+      logger: env.log.logger,
+      stream: TEST_STREAM,
+      durable: "test-deliver-all",
+      handlers: [
+        {
+          schema: EchoRequestSchema,
+          handle(message) {
+            seen.push(message.message);
+            return Promise.resolve();
+          },
+        },
+      ],
+    });
+    try {
+      await waitFor("the earlier event", () => seen.includes("already there"));
+    } finally {
+      await consumer.stop();
+    }
+    expect(seen).toEqual(["already there"]);
+  });
 });

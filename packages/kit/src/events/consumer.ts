@@ -51,6 +51,16 @@ export interface ConsumerOptions<DB, T extends readonly DescMessage[]> {
   ackWaitMs?: number;
   /** Events handled at once (default 1: in stream order, barring retries). */
   concurrency?: number;
+  /**
+   * Where a durable starts reading the stream, applied only when the durable is created; an
+   * existing durable keeps its position whatever this says (changing it would skip or replay
+   * events). `"all"` (default): from the oldest event the stream still holds — for consumers whose
+   * state is built from the events (an address book, a read model), so nothing retained is missed.
+   * `"new"`: only events published after the durable exists — for consumers that react to what
+   * happens from now on and for which acting on old events would be wrong (e.g. a new mail or
+   * webhook consumer added to a stream holding days of events, which must not fire for all of them).
+   */
+  deliverPolicy?: "all" | "new";
 }
 
 export interface EventConsumer {
@@ -111,7 +121,7 @@ export async function startConsumer<DB, const T extends readonly DescMessage[]>(
   await upsertConsumer(jsm, stream, {
     durable_name: durable,
     ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.All,
+    deliver_policy: opts.deliverPolicy === "new" ? DeliverPolicy.New : DeliverPolicy.All,
     max_deliver: maxDeliver + DEAD_LETTER_RETRIES,
     ack_wait: nanos(opts.ackWaitMs ?? 30_000),
     // Explicitly undefined when unfiltered, so an update drops a filter set by an earlier version.
@@ -295,6 +305,8 @@ async function upsertConsumer(
     }
     throw err;
   }
+  // The server refuses to change these on an existing durable; leaving out `deliver_policy` also
+  // keeps the durable's position whatever the caller's `deliverPolicy` now says.
   const { durable_name: _name, deliver_policy: _policy, ack_policy: _ack, ...changeable } = config;
   try {
     await jsm.consumers.update(stream, config.durable_name, changeable);
