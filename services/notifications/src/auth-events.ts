@@ -8,14 +8,15 @@ import type { DB } from "./db/schema.js";
 import { emailProblem, isUuid, normaliseEmail } from "./delivery.js";
 import type { MailQueue } from "./mail-queue.js";
 import { DEFAULT_LOCALE } from "./template.js";
+import { eraseDeadLettersOfUser } from "./dead-letter-store.js";
 import { eraseDeliveriesOfUser } from "./delivery-store.js";
 import { eraseRecipient, findRecipient, isErased, upsertRecipient } from "./recipient-store.js";
 
 // The consumer of auth's events (durable `notifications-auth-events` on ZERO_AUTH): a new account
 // enters the address book and gets the welcome mail, once per event; a verified address replaces
-// the one on file; a deleted account leaves the address book and its mail is anonymised (GDPR
-// erasure). Each handler runs inside the kit's inbox transaction, so its writes and the "handled"
-// mark commit together.
+// the one on file; a deleted account leaves the address book, its mail is anonymised and the dead
+// letters about it are deleted (GDPR erasure). Each handler runs inside the kit's inbox
+// transaction, so its writes and the "handled" mark commit together.
 
 export const AUTH_EVENTS_DURABLE = "notifications-auth-events";
 
@@ -68,7 +69,10 @@ export function createAuthEventHandlers(deps: { queue: MailQueue }): EventHandle
     async handle(event, { trx, eventId }) {
       if (!isUuid(event.userId)) throw new Error(`UserDeleted ${eventId}: user_id is not a UUID`);
       const removed = await eraseRecipient(trx, event.userId);
-      await eraseDeliveriesOfUser(trx, event.userId, removed === undefined ? [] : [removed.email]);
+      const emails = removed === undefined ? [] : [removed.email];
+      await eraseDeliveriesOfUser(trx, event.userId, emails);
+      // After the tombstone: the dead-letter intake checks it under the same per-user lock.
+      await eraseDeadLettersOfUser(trx, event.userId, emails);
     },
   };
 

@@ -43,6 +43,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         maxDelayMs: e.int("DELIVERY_RETRY_MAX_MS", 600_000, { min: 10, max: 86_400_000 }),
       },
     },
+    // Dead letters are deleted this long after they were dead-lettered: the max_age of their copy
+    // in the ZERO_DLQ stream (30 days), so the listing never outlives what NATS still holds.
+    deadLetterRetentionDays: e.int("DEAD_LETTER_RETENTION_DAYS", 30, { min: 1, max: 3650 }),
     events: {
       maxDeliver: e.int("EVENT_MAX_DELIVER", 5, { min: 1, max: 50 }),
       backoffMs: e.int("EVENT_BACKOFF_MS", 1_000, { min: 10, max: 60_000 }),

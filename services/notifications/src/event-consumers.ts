@@ -90,7 +90,7 @@ export function startEventConsumers(opts: EventConsumerOptions): EventConsumers 
           nc,
           db: opts.db,
           logger,
-          consumers: Object.keys(CONSUMED_STREAMS),
+          consumers: opts.handlers,
         });
         break;
       } catch (err) {

@@ -13,6 +13,7 @@ import type { NotificationsConfig } from "./config.js";
 import { migrations } from "./db/migrations.js";
 import type { DB } from "./db/schema.js";
 import { createDeadLetterReplayer } from "./dead-letter-replay.js";
+import { startDeadLetterRetention } from "./dead-letter-retention.js";
 import { startDeliveryWorker } from "./delivery-worker.js";
 import { startEventConsumers } from "./event-consumers.js";
 import { createMailQueue } from "./mail-queue.js";
@@ -32,7 +33,7 @@ export interface NotificationsServer {
   db: Kysely<DB>;
   /**
    * Stops in reverse order of start: server (in-flight calls get up to `drainMs`, default 10 s) →
-   * event consumers → delivery worker (messages being sent finish) → SMTP → Redis → database.
+   * dead-letter retention → event consumers → delivery worker (messages being sent finish) → SMTP → Redis → database.
    */
   close(drainMs?: number): Promise<void>;
 }
@@ -101,6 +102,13 @@ export async function startNotificationsServer(opts: {
       onHandled: () => worker.wake(),
     });
     closers.push("event consumers", () => events.stop());
+
+    const retention = startDeadLetterRetention({
+      db,
+      logger,
+      retentionMs: config.deadLetterRetentionDays * 24 * 3600_000,
+    });
+    closers.push("dead-letter retention", () => retention.stop());
 
     const notifications = createNotificationService({ db, queue, catalog, replayer, worker });
     const personalData = createPersonalDataService({ db });
