@@ -3,8 +3,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { DomainError, type DomainErrorCode } from "@zero/kit/errors";
 import type { Logger } from "@zero/kit/log";
-import { sql, type Kysely, type Transaction } from "kysely";
-import type { DB, IdempotencyKeyRow, StoredError } from "./db/schema.js";
+import { sql, type Insertable, type Kysely, type Transaction } from "kysely";
+import type { DB, IdempotencyKeyRow, IdempotencyKeysTable, StoredError } from "./db/schema.js";
 
 // Idempotency keys (the IETF `Idempotency-Key` draft, with Stripe's semantics):
 //
@@ -92,9 +92,25 @@ export interface Idempotency {
     call: IdempotentCall<Desc>,
     execute: (trx: Transaction<DB>) => Promise<MessageShape<Desc>>,
   ): Promise<IdempotentResult<Desc>>;
+  /**
+   * For an operation that is ONE statement whose response is known before it runs (a creation with
+   * ids and timestamps assigned here): the key is inserted already completed, with that response,
+   * by the statement itself — one round trip, no explicit transaction. `execute` runs the statement
+   * and must insert `completedKey` (when defined) in it, e.g. as a CTE; a duplicate key then fails
+   * the whole statement on the key's primary key and nothing is written. A duplicate of a running
+   * call waits on that key's row like `runInTransaction`'s, then replays.
+   */
+  runInStatement<Desc extends DescMessage>(
+    call: IdempotentCall<Desc>,
+    response: MessageShape<Desc>,
+    execute: (completedKey: CompletedKey | undefined) => Promise<void>,
+  ): Promise<IdempotentResult<Desc>>;
   /** Deletes keys older than the retention; returns how many. */
   prune(): Promise<number>;
 }
+
+/** A key row inserted in its completed state, by `runInStatement`'s statement. */
+export type CompletedKey = Insertable<IdempotencyKeysTable>;
 
 /** The key from request headers: undefined when absent; INVALID_ARGUMENT when malformed. */
 export function idempotencyKeyOf(headers: Headers): string | undefined {
@@ -277,6 +293,33 @@ export function createIdempotency(opts: IdempotencyOptions): Idempotency {
       );
   };
 
+  /**
+   * The one-transaction and one-statement paths, after finding the key taken: replay its result,
+   * or tell the caller to claim again (after a pause while another call runs, 409 past `deadline`).
+   */
+  const whenTaken = async <Desc extends DescMessage>(
+    call: IdempotentCall<Desc> & { key: string },
+    fingerprint: Buffer,
+    deadline: number,
+    pause: number,
+  ): Promise<IdempotentResult<Desc> | { pause: number }> => {
+    const { scope, key, method } = call;
+    const found = await inspect({ scope, key, method }, fingerprint);
+    if (found.kind === "replay") return { response: replay(call.response, found.row), replayed: true };
+    if (found.kind === "claim-again") return { pause };
+    // Claims made by these paths never commit unfinished; a committed one whose lease ran out was
+    // left by a crashed multi-transaction execution (or an older release): drop it and claim again.
+    const stale = await db
+      .deleteFrom("idempotency_keys")
+      .where("scope", "=", scope)
+      .where("key", "=", key)
+      .where("state", "=", "in_progress")
+      .where("locked_until", "<", sql<Date>`now()`)
+      .executeTakeFirst();
+    if (stale.numDeletedRows > 0n) return { pause };
+    return { pause: await waitForOther(`${scope}\u0000${key}`, deadline, pause) };
+  };
+
   return {
     async run(call, execute) {
       if (call.key === undefined) {
@@ -353,7 +396,6 @@ export function createIdempotency(opts: IdempotencyOptions): Idempotency {
       const { scope, key, method } = call;
       const keyed = { scope, key, method };
       const fingerprint = fingerprintOf(method, call.fingerprint);
-      const localKey = `${scope}\u0000${key}`;
       const deadline = Date.now() + waitMs;
       let pause = 10;
 
@@ -381,20 +423,41 @@ export function createIdempotency(opts: IdempotencyOptions): Idempotency {
           throw error;
         }
         if (outcome.kind === "done") return { response: outcome.response, replayed: false };
-        const found = await inspect(keyed, fingerprint);
-        if (found.kind === "replay") return { response: replay(call.response, found.row), replayed: true };
-        if (found.kind === "running") {
-          // Claims made here never commit unfinished; a committed one whose lease ran out was left by
-          // a crashed multi-transaction execution (or an older release): drop it and claim again.
-          const stale = await db
-            .deleteFrom("idempotency_keys")
-            .where("scope", "=", scope)
-            .where("key", "=", key)
-            .where("state", "=", "in_progress")
-            .where("locked_until", "<", sql<Date>`now()`)
-            .executeTakeFirst();
-          if (stale.numDeletedRows === 0n) pause = await waitForOther(localKey, deadline, pause);
+        const replayed = await whenTaken({ ...call, key }, fingerprint, deadline, pause);
+        if ("response" in replayed) return replayed;
+        pause = replayed.pause;
+      }
+    },
+
+    async runInStatement(call, response, execute) {
+      const { key } = call;
+      if (key === undefined) {
+        await execute(undefined);
+        return { response, replayed: false };
+      }
+      const fingerprint = fingerprintOf(call.method, call.fingerprint);
+      const completedKey: CompletedKey = {
+        scope: call.scope,
+        key,
+        method: call.method,
+        fingerprint,
+        state: "completed",
+        result_code: "ok",
+        response: Buffer.from(toBinary(call.response, response)),
+        completed_at: new Date(),
+      };
+      const deadline = Date.now() + waitMs;
+      let pause = 10;
+      for (;;) {
+        try {
+          await execute(completedKey);
+          return { response, replayed: false };
+        } catch (error) {
+          if (!isKeyConflict(error)) throw error;
         }
+        const replayed = await whenTaken({ ...call, key }, fingerprint, deadline, pause);
+        if ("response" in replayed) return replayed;
+        pause = replayed.pause;
       }
     },
 
@@ -406,6 +469,12 @@ export function createIdempotency(opts: IdempotencyOptions): Idempotency {
       return Number(result.numDeletedRows);
     },
   };
+}
+
+/** The statement failed on the key's primary key: a duplicate got there first. */
+function isKeyConflict(error: unknown): boolean {
+  const e = error as { code?: unknown; constraint?: unknown } | null;
+  return typeof e === "object" && e !== null && e.code === "23505" && e.constraint === "idempotency_keys_pk";
 }
 
 /** Postgres gave up waiting for a lock (`lock_timeout`). */

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { appendEvent } from "@zero/kit/events/outbox";
+import { appendEvent, outboxEntry, type OutboxEntry } from "@zero/kit/events/outbox";
 import {
   PaymentCancelledSchema,
   PaymentCreatedSchema,
@@ -26,9 +26,9 @@ const common = (row: PaymentRow) => ({
   currency: row.currency,
 });
 
-export async function appendPaymentCreated(trx: Transaction<DB>, row: PaymentRow): Promise<void> {
-  await appendEvent(
-    trx,
+/** The PaymentCreated of a new payment, for the statement that inserts it (see insertPayment). */
+export function paymentCreatedEntry(row: PaymentRow): OutboxEntry {
+  return outboxEntry(
     PaymentCreatedSchema,
     create(PaymentCreatedSchema, {
       ...common(row),

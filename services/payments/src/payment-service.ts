@@ -27,7 +27,7 @@ import {
   refundAmount,
   statusAfterRefund,
 } from "./payment.js";
-import { appendPaymentCreated, appendPaymentRefunded } from "./payment-events.js";
+import { appendPaymentRefunded, paymentCreatedEntry } from "./payment-events.js";
 import {
   parseCreatePayment,
   parseListPayments,
@@ -150,7 +150,32 @@ export function createPaymentService(deps: PaymentServiceDeps): ServiceImpl<type
       const caller = callerOf(ctx);
       const ownerId = ownerIdOf(caller);
       const input = parseCreatePayment(req, tokenEmail(ctx));
-      const { response, replayed } = await idempotency.runInTransaction(
+      const at = now();
+      const row: PaymentRow = {
+        id: uuidv7(),
+        reference: newReference(),
+        user_id: ownerId,
+        order_id: input.orderId,
+        amount: input.amount.toString(),
+        currency: input.currency,
+        method: input.method,
+        description: input.description,
+        metadata: input.metadata,
+        status: "pending",
+        amount_refunded: "0",
+        card_brand: null,
+        card_last4: null,
+        provider_payment_id: null,
+        failure_code: null,
+        failure_message: null,
+        receipt_email: input.receiptEmail,
+        created_at: at,
+        updated_at: at,
+        deleted_at: null,
+        erased_at: null,
+      };
+      // Payment, PaymentCreated and the stored response: one statement, one round trip.
+      const { response, replayed } = await idempotency.runInStatement(
         {
           scope: caller.subject,
           key: idempotencyKeyOf(ctx.requestHeader),
@@ -158,30 +183,12 @@ export function createPaymentService(deps: PaymentServiceDeps): ServiceImpl<type
           fingerprint: toJson(CreatePaymentRequestSchema, req),
           response: CreatePaymentResponseSchema,
         },
-        async (trx) => {
-          const row = await insertPayment(trx, {
-            id: uuidv7(),
-            reference: newReference(),
-            user_id: ownerId,
-            order_id: input.orderId,
-            amount: input.amount,
-            currency: input.currency,
-            method: input.method,
-            description: input.description,
-            metadata: JSON.stringify(input.metadata),
-            status: "pending",
-            card_brand: null,
-            card_last4: null,
-            provider_payment_id: null,
-            failure_code: null,
-            failure_message: null,
-            receipt_email: input.receiptEmail,
-            deleted_at: null,
-            erased_at: null,
-          });
-          await appendPaymentCreated(trx, row);
-          return create(CreatePaymentResponseSchema, { payment: toPayment(row) });
-        },
+        create(CreatePaymentResponseSchema, { payment: toPayment(row) }),
+        (completedKey) =>
+          insertPayment(db, row, {
+            event: paymentCreatedEntry(row),
+            ...(completedKey === undefined ? {} : { completedKey }),
+          }),
       );
       if (replayed) ctx.responseHeader.set(REPLAYED_HEADER, "true");
       else deps.relay.wake();

@@ -1,13 +1,8 @@
-import { sql, type Kysely } from "kysely";
-import type {
-  DB,
-  NewPayment,
-  PaymentRow,
-  PaymentStatusName,
-  PaymentsTable,
-  TransitionRow,
-} from "./db/schema.js";
+import { insertOutboxEntry, type OutboxEntry } from "@zero/kit/events/outbox";
+import { sql, type Kysely, type QueryCreator } from "kysely";
+import type { DB, PaymentRow, PaymentStatusName, PaymentsTable, TransitionRow } from "./db/schema.js";
 import type { Updateable } from "kysely";
+import type { CompletedKey } from "./idempotency.js";
 
 // Queries over `payments` and `payment_transitions`. Each takes the pool or a transaction (a kysely
 // Transaction is a Kysely). Deleted payments are invisible to every lookup but `lockPaymentById`,
@@ -15,8 +10,30 @@ import type { Updateable } from "kysely";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export async function insertPayment(db: Kysely<DB>, payment: NewPayment): Promise<PaymentRow> {
-  return db.insertInto("payments").values(payment).returningAll().executeTakeFirstOrThrow();
+/**
+ * Inserts a new payment — built here with its timestamps, so its response is known before the
+ * insert — with, in the same statement, its outbox event and its completed idempotency key when
+ * given: one round trip, all or nothing (a duplicate key fails the whole statement).
+ */
+export async function insertPayment(
+  db: Kysely<DB>,
+  payment: PaymentRow,
+  with_: { event?: OutboxEntry; completedKey?: CompletedKey } = {},
+): Promise<void> {
+  // The CTEs only add rows; the final insert reads none of them, hence the widened type's cast.
+  let query: QueryCreator<DB> = db;
+  const { event, completedKey } = with_;
+  if (completedKey !== undefined) {
+    query = query.with("idempotency_key", (q) =>
+      q.insertInto("idempotency_keys").values(completedKey),
+    ) as unknown as QueryCreator<DB>;
+  }
+  if (event !== undefined)
+    query = query.with("event", (q) => insertOutboxEntry(q, event)) as unknown as QueryCreator<DB>;
+  await query
+    .insertInto("payments")
+    .values({ ...payment, metadata: JSON.stringify(payment.metadata) })
+    .execute();
 }
 
 /** By id (UUID) or reference (`pay_…`); undefined for a malformed, unknown or deleted one. */

@@ -1,6 +1,15 @@
 import { toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { context, propagation } from "@opentelemetry/api";
-import { sql, type ColumnType, type Generated, type Kysely, type Migration, type Transaction } from "kysely";
+import {
+  sql,
+  type ColumnType,
+  type Generated,
+  type Insertable,
+  type Kysely,
+  type Migration,
+  type QueryCreator,
+  type Transaction,
+} from "kysely";
 import { uuidv7 } from "uuidv7";
 
 /** The kit's own tables; services never touch them directly. */
@@ -69,18 +78,19 @@ export interface AppendEventOptions {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** An outbox row ready to insert: what `appendEvent` writes. */
+export type OutboxEntry = Insertable<OutboxTables["kit_outbox"]> & { id: string };
+
 /**
- * Records an event in the caller's transaction: it is published (by the relay) if and only if
- * the transaction commits. The subject is `schema.typeName`; the payload is the binary protobuf;
- * the trace context active now is stored so the consumer's span joins the producer's trace.
- * Returns the event id (= CloudEvents `ce-id` = JetStream `Nats-Msg-Id`).
+ * The outbox row of an event, without writing it: for a service that inserts it in the same
+ * statement as its own change (a data-modifying CTE, see `insertOutboxEntry`) to save a round trip.
+ * Same content as `appendEvent` — ids, CloudEvents headers and the trace context active now.
  */
-export async function appendEvent<DB, Desc extends DescMessage>(
-  trx: Transaction<DB>,
+export function outboxEntry<Desc extends DescMessage>(
   schema: Desc,
   message: MessageShape<Desc>,
   opts: AppendEventOptions,
-): Promise<string> {
+): OutboxEntry {
   const id = opts.id ?? uuidv7();
   if (!UUID.test(id)) throw new Error(`appendEvent: event id must be a UUID, got ${JSON.stringify(id)}`);
   if (opts.source === "") throw new Error("appendEvent: source must not be empty");
@@ -94,15 +104,37 @@ export async function appendEvent<DB, Desc extends DescMessage>(
   };
   propagation.inject(context.active(), headers);
   const bytes = toBinary(schema, message);
-  await (trx as unknown as Transaction<OutboxTables>)
-    .insertInto("kit_outbox")
-    .values({
-      id,
-      subject: schema.typeName,
-      payload: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
-      headers: JSON.stringify(headers),
-      published_at: null,
-    })
-    .execute();
-  return id;
+  return {
+    id,
+    subject: schema.typeName,
+    payload: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+    headers: JSON.stringify(headers),
+    published_at: null,
+  };
+}
+
+/**
+ * The insert of an outbox entry, for use as a CTE of the service's own statement
+ * (`db.with("event", (q) => insertOutboxEntry(q, entry)).insertInto(...)`): it commits if and only
+ * if that statement does.
+ */
+export function insertOutboxEntry<DB>(db: QueryCreator<DB>, entry: OutboxEntry) {
+  return (db as unknown as QueryCreator<OutboxTables>).insertInto("kit_outbox").values(entry);
+}
+
+/**
+ * Records an event in the caller's transaction: it is published (by the relay) if and only if
+ * the transaction commits. The subject is `schema.typeName`; the payload is the binary protobuf;
+ * the trace context active now is stored so the consumer's span joins the producer's trace.
+ * Returns the event id (= CloudEvents `ce-id` = JetStream `Nats-Msg-Id`).
+ */
+export async function appendEvent<DB, Desc extends DescMessage>(
+  trx: Transaction<DB>,
+  schema: Desc,
+  message: MessageShape<Desc>,
+  opts: AppendEventOptions,
+): Promise<string> {
+  const entry = outboxEntry(schema, message, opts);
+  await insertOutboxEntry(trx, entry).execute();
+  return entry.id;
 }
