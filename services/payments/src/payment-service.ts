@@ -298,6 +298,18 @@ export function createPaymentService(deps: PaymentServiceDeps): ServiceImpl<type
               } else {
                 row = await updatePayment(trx, row.id, patch);
               }
+            } else if (outcome.status === "succeeded" && row.status === "failed") {
+              // The charge went through after the reconciliation sweep, finding no record of it at
+              // the provider, failed the payment (reconciliation.ts): money taken for a failed
+              // payment. Never silently: an operator refunds it at the provider.
+              deps.logger.error(
+                {
+                  paymentId: row.id,
+                  providerPaymentId: outcome.providerPaymentId,
+                  failureCode: row.failure_code,
+                },
+                "charge succeeded for a payment already failed: refund it at the provider",
+              );
             }
             const response = create(ProcessPaymentResponseSchema, {
               payment: await withTransitions(row, trx),
