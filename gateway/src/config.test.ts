@@ -41,6 +41,7 @@ describe("loadConfig", () => {
         retryRatio: 0.2,
         retryMinPerSecond: 10,
         healthCheckIntervalMs: 5_000,
+        http1Connections: 4,
       },
       tokenCache: { maxEntries: 10_000, maxTtlMs: 60_000 },
     });

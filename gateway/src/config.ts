@@ -44,6 +44,7 @@ export interface GatewayConfig {
     readonly retryRatio: number;
     readonly retryMinPerSecond: number;
     readonly healthCheckIntervalMs: number;
+    readonly http1Connections: number;
   };
   readonly tokenCache: { readonly maxEntries: number; readonly maxTtlMs: number };
 }
@@ -174,6 +175,7 @@ export function loadConfig(
       retryRatio: e.int("RETRY_BUDGET_PERCENT", 20, { min: 0, max: 100 }) / 100,
       retryMinPerSecond: e.int("RETRY_MIN_PER_SECOND", 10, { min: 0, max: 10_000 }),
       healthCheckIntervalMs: e.int("HEALTH_CHECK_INTERVAL_MS", 5_000, { min: 0, max: 10 * 60_000 }),
+      http1Connections: e.int("UPSTREAM_HTTP1_CONNECTIONS", 4, { min: 0, max: 64 }),
     },
     tokenCache: {
       maxEntries: e.int("TOKEN_CACHE_MAX_ENTRIES", 10_000, { min: 0, max: 10_000_000 }),

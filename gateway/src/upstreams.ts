@@ -6,6 +6,7 @@ import { upstreamNameOf } from "./config.js";
 import { createBalancedSessions, type UpstreamSessions } from "./edge/balanced-sessions.js";
 import { createBalancedTransport, type UpstreamObserver } from "./edge/balanced-transport.js";
 import { createCircuitBreaker, type CircuitState } from "./edge/circuit-breaker.js";
+import { createHttp1Lane } from "./edge/connect-unary-http1.js";
 import type { EdgeCallLookup } from "./edge/edge-call.js";
 import { createRetryBudget } from "./edge/retry-budget.js";
 import { createUpstreamPool, type UpstreamInstance } from "./edge/upstream-pool.js";
@@ -55,6 +56,12 @@ export interface ResilienceOptions {
   /** Retries allowed as a share of requests (default 0.2) plus a floor per second (default 10). */
   readonly retryRatio?: number;
   readonly retryMinPerSecond?: number;
+  /**
+   * HTTP/1.1 keep-alive connections per instance for unary calls while few are in flight; the
+   * rest share the instance's HTTP/2 session (connect-unary-http1.ts says why). Default 4; 0 =
+   * HTTP/2 only.
+   */
+  readonly http1Connections?: number;
 }
 
 export interface UpstreamsOptions extends ResilienceOptions {
@@ -139,7 +146,10 @@ export function createUpstreams(opts: UpstreamsOptions): Upstreams {
     },
     close() {
       for (const upstream of byName.values()) {
-        for (const instance of upstream.instances) instance.sessions.abort();
+        for (const instance of upstream.instances) {
+          instance.sessions.abort();
+          instance.http1?.close();
+        }
       }
     },
   };
@@ -159,9 +169,11 @@ function createInstance(name: string, url: string, opts: UpstreamsOptions): Upst
     // sent while streams are open or before reusing a long-idle connection.
     { pingIntervalMs: 30_000, pingTimeoutMs: 5_000, idleConnectionTimeoutMs: 15 * 60_000 },
   );
+  const http1 = createHttp1Lane(url, { maxInFlight: opts.http1Connections ?? 4 });
   return {
     url,
     sessions,
+    ...(http1 === undefined ? {} : { http1 }),
     transport: createConnectTransport({
       baseUrl: url,
       httpVersion: "2",

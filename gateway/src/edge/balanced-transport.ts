@@ -194,15 +194,17 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
         const result = await withRetries(
           safe,
           deadline,
-          (instance, remainingMs) =>
-            sendConnectUnary(instance.sessions, {
+          (instance, remainingMs) => {
+            const exchange = {
               path,
               headers: outgoing,
               body,
               timeoutMs: remainingMs,
               signal: req.signal,
               maxResponseBytes,
-            }),
+            };
+            return instance.http1?.trySend(exchange) ?? sendConnectUnary(instance.sessions, exchange);
+          },
           (error) =>
             error instanceof UnaryCallFailure
               ? error

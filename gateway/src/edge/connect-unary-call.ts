@@ -10,11 +10,8 @@ import type { Http2SessionManager } from "@connectrpc/connect-node";
 // controllers, async iterables, a DOMException per call). Only what the gateway needs: no
 // compression (none is offered, so none comes back), no streaming (that goes through connect-node).
 //
-// Why HTTP/2 and not a pool of HTTP/1.1 keep-alive connections, which costs the gateway less CPU
-// per call: with many calls in flight, one HTTP/2 session hands the service several requests per
-// socket read, and the service spends less per call than with one request per connection and
-// wake-up. Measured with the gateway and the service sharing a core, HTTP/2 carried ~20 % more
-// calls (bench/gateway/RESULTS.md).
+// While few calls are in flight, calls take the instance's HTTP/1.1 lane instead
+// (connect-unary-http1.ts, which says why both).
 
 export interface UnaryExchange {
   /** `/<package.Service>/<Method>`. */
@@ -140,7 +137,7 @@ export async function sendConnectUnary(
         finish(undefined, { headers: responseHeaders, body });
         return;
       }
-      finish(new UnaryCallFailure(errorOf(status, responseHeaders, body), true, false));
+      finish(new UnaryCallFailure(connectErrorOf(status, responseHeaders, body), true, false));
     });
     stream.on("error", (cause: Error) => {
       const refused = stream.rstCode === NGHTTP2_REFUSED_STREAM || cause.message.includes("REFUSED_STREAM");
@@ -178,7 +175,11 @@ export async function sendConnectUnary(
 }
 
 /** A Connect unary error: the JSON error body, or a code from the HTTP status when there is none. */
-function errorOf(status: number, headers: Readonly<Record<string, string>>, body: Buffer): ConnectError {
+export function connectErrorOf(
+  status: number,
+  headers: Readonly<Record<string, string>>,
+  body: Buffer,
+): ConnectError {
   const metadata = new Headers();
   for (const name in headers) metadata.set(name, headers[name] as string);
   const fallback = new ConnectError(
@@ -193,10 +194,13 @@ function errorOf(status: number, headers: Readonly<Record<string, string>>, body
   }
 }
 
-function plainHeaders(incoming: IncomingHttpHeaders): Record<string, string> {
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding"]);
+
+/** Response headers as one string per lower-case name, without pseudo- and hop-by-hop headers. */
+export function plainHeaders(incoming: IncomingHttpHeaders): Record<string, string> {
   const headers: Record<string, string> = {};
   for (const key in incoming) {
-    if (key.charCodeAt(0) === 58 /* ":" */) continue;
+    if (key.charCodeAt(0) === 58 /* ":" */ || HOP_BY_HOP.has(key)) continue;
     const value = incoming[key];
     if (value !== undefined) headers[key] = Array.isArray(value) ? value.join(", ") : String(value);
   }

@@ -1,12 +1,15 @@
 import type { Transport } from "@connectrpc/connect";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
 import type { CircuitBreaker } from "./circuit-breaker.js";
+import type { Http1Lane } from "./connect-unary-http1.js";
 
 /** One process of a service (`AUTH_URL=http://a:9001,http://b:9001` gives two). */
 export interface UpstreamInstance {
   readonly url: string;
   /** Its HTTP/2 connection, shared by every call the gateway sends it. */
   readonly sessions: Http2SessionManager;
+  /** A few HTTP/1.1 connections for unary calls while few are in flight (cleartext instances). */
+  readonly http1?: Http1Lane;
   /** connect-node over that connection: health checks and server-streaming calls. */
   readonly transport: Transport;
   readonly breaker: CircuitBreaker;

@@ -46,7 +46,7 @@ export interface Listener {
 const SNIFF_TIMEOUT_MS = 10_000;
 const DRAIN_POLL_MS = 20;
 const SILENT_CONNECTION_GRACE_MS = 500;
-const HTTP2_QUIET_MS = 200;
+const QUIET_MS = 200;
 const ACCEPT_GRACE_MS = 250;
 
 /**
@@ -66,6 +66,8 @@ export async function startListener(opts: ListenerOptions): Promise<Listener> {
   const sniffing = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
   const inFlight = new Map<net.Socket, number>();
+  // When each HTTP/1.1 connection last finished a response (see drain).
+  const lastAnswered = new WeakMap<net.Socket, number>();
   // HTTP/2 connections drain through their session (GOAWAY), not by socket.
   const http2Sockets = new WeakSet<net.Socket>();
 
@@ -81,6 +83,7 @@ export async function startListener(opts: ListenerOptions): Promise<Listener> {
         return;
       }
       inFlight.delete(socket);
+      lastAnswered.set(socket, Date.now());
       if (draining) socket.end();
     });
     opts.onRequest(req, res);
@@ -230,7 +233,14 @@ export async function startListener(opts: ListenerOptions): Promise<Listener> {
     const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
     while (sockets.size > 0 && Date.now() < deadline) {
       const now = Date.now();
-      for (const socket of sockets) if (isIdleHttp1(socket)) socket.end();
+      // An idle keep-alive connection closes once it has been quiet for a moment, like an HTTP/2
+      // session below: a caller still sending has a connection in use (answered with `Connection:
+      // close` from now on, which tells it we are stopping) rather than one we are closing under
+      // its next request. Destroyed, not ended: a request racing into it anyway is then never
+      // read (its caller sees a reset) instead of being run with nowhere to send its answer.
+      for (const socket of sockets) {
+        if (isIdleHttp1(socket) && now - (lastAnswered.get(socket) ?? 0) >= QUIET_MS) socket.destroy();
+      }
       // A connection whose first bytes are still on their way may carry a request sent before we
       // were told to stop; one that stays silent past the grace has none.
       if (now - startedAt > SILENT_CONNECTION_GRACE_MS) for (const socket of sniffing) socket.destroy();
@@ -239,7 +249,7 @@ export async function startListener(opts: ListenerOptions): Promise<Listener> {
       // signal. Streams refused after GOAWAY are retried by well-behaved clients, but unanswered
       // work is better than a retry.
       for (const [session, state] of activity) {
-        if (!session.closed && state.open === 0 && now - state.lastEnd >= HTTP2_QUIET_MS) session.close();
+        if (!session.closed && state.open === 0 && now - state.lastEnd >= QUIET_MS) session.close();
       }
       await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS));
     }

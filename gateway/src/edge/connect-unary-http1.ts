@@ -1,0 +1,183 @@
+import http from "node:http";
+import type { OutgoingHttpHeaders } from "node:http";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  UnaryCallFailure,
+  connectErrorOf,
+  plainHeaders,
+  type UnaryExchange,
+  type UnaryResult,
+} from "./connect-unary-call.js";
+
+// The low-load lane of an upstream instance: a few HTTP/1.1 keep-alive connections for Connect
+// unary calls, used while few calls are in flight; the instance's shared HTTP/2 session takes the
+// rest. Why both (bench/gateway/RESULTS.md):
+// - one call at a time, an HTTP/1.1 exchange costs the gateway less CPU and less latency than a
+//   stream on Node's HTTP/2 session (no frame scheduling on the next loop turn, no per-stream
+//   bookkeeping): the gateway-added p50 at half load fell from ~0.45 to ~0.35 ms;
+// - under load, one HTTP/2 session hands the service several requests per socket read, which
+//   costs it less per call than one request per connection and wake-up — HTTP/2 carries more.
+// Services serve both on one port (the kit's listener sniffs the protocol).
+
+export interface Http1Lane {
+  /**
+   * Sends the call on a free keep-alive connection, or returns undefined at once when
+   * `maxInFlight` calls already use the lane (the caller then uses the HTTP/2 session).
+   */
+  trySend(call: UnaryExchange): Promise<UnaryResult> | undefined;
+  /** Closes the idle connections and refuses new calls. */
+  close(): void;
+}
+
+export function createHttp1Lane(baseUrl: string, opts: { maxInFlight: number }): Http1Lane | undefined {
+  const url = new URL(baseUrl);
+  // TLS upstreams keep to HTTP/2 (ALPN); the lane is for the cleartext mesh.
+  if (url.protocol !== "http:" || opts.maxInFlight <= 0) return undefined;
+  const agent = new http.Agent({
+    keepAlive: true,
+    maxSockets: opts.maxInFlight,
+    maxFreeSockets: opts.maxInFlight,
+    // The most recently used connection first: the others age out instead of all staying warm.
+    scheduling: "lifo",
+    // Below the services' keep-alive timeout (Node's default 5 s), so the gateway closes an idle
+    // connection before the service does and rarely writes into one being closed.
+    timeout: 4_000,
+  });
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  const port = Number(url.port || 80);
+  let inFlight = 0;
+  let closed = false;
+  let pausedUntil = 0;
+
+  return {
+    trySend(call) {
+      if (closed || inFlight >= opts.maxInFlight || performance.now() < pausedUntil) return undefined;
+      inFlight++;
+      return send(agent, host, port, call, () => (pausedUntil = performance.now() + PAUSE_MS)).finally(
+        () => inFlight--,
+      );
+    },
+    close() {
+      closed = true;
+      agent.destroy();
+    },
+  };
+}
+
+/**
+ * How long the lane stands aside after the instance said it is draining (`Connection: close` on
+ * an answer) or a connection failed: calls meanwhile take the HTTP/2 session, whose GOAWAY and
+ * REFUSED_STREAM tell exactly which calls a stopping service did not take.
+ */
+const PAUSE_MS = 5_000;
+
+function send(
+  agent: http.Agent,
+  host: string,
+  port: number,
+  call: UnaryExchange,
+  pause: () => void,
+): Promise<UnaryResult> {
+  const timeoutMs = Math.max(1, Math.floor(call.timeoutMs));
+  const headers: OutgoingHttpHeaders = {
+    ...call.headers,
+    "content-type": "application/proto",
+    "connect-protocol-version": "1",
+    "connect-timeout-ms": String(timeoutMs),
+    "content-length": call.body.byteLength,
+  };
+  return new Promise<UnaryResult>((resolve, reject) => {
+    let settled = false;
+    const req = http.request({ agent, host, port, method: "POST", path: call.path, headers });
+
+    const finish = (failure: UnaryCallFailure | undefined, result?: UnaryResult): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      call.signal?.removeEventListener("abort", onAbort);
+      if (failure) {
+        req.destroy();
+        reject(failure);
+      } else {
+        resolve(result as UnaryResult);
+      }
+    };
+    const onAbort = (): void =>
+      finish(new UnaryCallFailure(new ConnectError("the caller went away", Code.Canceled), true, false));
+    // The upstream enforces the deadline too (connect-timeout-ms); this covers one that cannot.
+    const timer = setTimeout(
+      () =>
+        finish(
+          new UnaryCallFailure(
+            new ConnectError(`the upstream did not answer within ${timeoutMs} ms`, Code.DeadlineExceeded),
+            true,
+            true,
+          ),
+        ),
+      timeoutMs,
+    );
+    if (call.signal?.aborted) {
+      onAbort();
+      return;
+    }
+    call.signal?.addEventListener("abort", onAbort, { once: true });
+
+    req.on("response", (res) => {
+      // The kit's listener answers this way from the moment it starts draining.
+      if (res.headers.connection?.toLowerCase() === "close") pause();
+      const chunks: Buffer[] = [];
+      let length = 0;
+      res.on("data", (chunk: Buffer) => {
+        length += chunk.length;
+        if (length > call.maxResponseBytes) {
+          finish(
+            new UnaryCallFailure(
+              new ConnectError(
+                `the upstream's response is larger than ${call.maxResponseBytes} bytes`,
+                Code.ResourceExhausted,
+              ),
+              true,
+              false,
+            ),
+          );
+          return;
+        }
+        chunks.push(chunk);
+      });
+      res.on("end", () => {
+        const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length);
+        const responseHeaders = plainHeaders(res.headers);
+        if (res.statusCode === 200) finish(undefined, { headers: responseHeaders, body });
+        else
+          finish(
+            new UnaryCallFailure(connectErrorOf(res.statusCode ?? 0, responseHeaders, body), true, false),
+          );
+      });
+      res.on("error", (cause: Error) => finish(transportFailure(cause, true)));
+    });
+    req.on("error", (cause: NodeJS.ErrnoException) => {
+      pause();
+      // Only a refused connection proves the call was not sent. A reset on a reused keep-alive
+      // connection before any answer is ambiguous — the service may have closed it idle (then it
+      // never read the call: the kit's listener destroys only connections without a request in
+      // flight) or crashed while running the call — so it counts as sent, as a reset HTTP/2 stream
+      // does: retried only for safe methods.
+      finish(transportFailure(cause, cause.code !== "ECONNREFUSED"));
+    });
+    req.end(call.body);
+  });
+}
+
+function transportFailure(cause: Error, sent: boolean): UnaryCallFailure {
+  return new UnaryCallFailure(
+    new ConnectError(
+      sent ? "the upstream connection failed during the call" : "connection to the upstream failed",
+      Code.Unavailable,
+      undefined,
+      undefined,
+      cause,
+    ),
+    sent,
+    true,
+  );
+}
