@@ -79,8 +79,10 @@ async function main(): Promise<void> {
 
   const { privateKey, publicKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
   const jwk = { ...(await exportJWK(publicKey)), kid: "bench", alg: "EdDSA", use: "sig" };
-  const token = await new SignJWT({ roles: ["customer"] })
+  // Shaped like auth's access tokens (a session id, an issue time): the revocation check reads both.
+  const token = await new SignJWT({ roles: ["customer"], sid: "bench-session" })
     .setProtectedHeader({ alg: "EdDSA", kid: "bench" })
+    .setIssuedAt()
     .setSubject("bench-user")
     .setIssuer("zero-auth")
     .setAudience("zero")
@@ -101,8 +103,8 @@ async function main(): Promise<void> {
     gatewayOf({ redisUrl: redis.url }),
     gatewayOf({ tracing: true }),
     gatewayOf({}),
-    gatewayOf({ auth: true }),
-    gatewayOf({ auth: true, redisUrl: redis.url, tracing: true }),
+    gatewayOf({ auth: true, revocationRedisUrl: redis.url }),
+    gatewayOf({ auth: true, revocationRedisUrl: redis.url, redisUrl: redis.url, tracing: true }),
   ]);
   const direct: Target = {
     url: echo.url,
@@ -149,7 +151,7 @@ async function main(): Promise<void> {
     },
     {
       key: "userAuth",
-      name: "USER route + edge auth (JWKS, cache)",
+      name: "USER route + edge auth (JWKS, cache, revocation)",
       suts: { gateway: authOn, echo },
       target: user(authOn),
     },
@@ -473,7 +475,7 @@ function report(
       ratio("restTraced", "rest") >= 0.8,
     ],
     [
-      "+ edge auth (cache) / auth off",
+      "+ edge auth (cache, revocation) / auth off",
       ratio("userAuth", "userNoAuth"),
       "≥ 0.80",
       ratio("userAuth", "userNoAuth") >= 0.8,

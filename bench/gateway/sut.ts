@@ -20,8 +20,12 @@ export interface SutOptions {
   jwk?: JWK;
   /** gateway: where echo listens. */
   echoUrl?: string;
-  /** gateway: verify tokens at the edge for real (JWKS + cache) instead of trusting them. */
+  /**
+   * gateway: verify tokens at the edge for real (JWKS + cache) instead of trusting them, and, as in
+   * production (TOKEN_REVOCATION_CHECK=true), look each one up in auth's revocation list here.
+   */
   auth?: boolean;
+  revocationRedisUrl?: string;
   /** gateway: rate limiting in this Redis (limits set so high nothing is refused). */
   redisUrl?: string;
   /** gateway: the OpenTelemetry SDK with a batch span processor (spans made and exported). */
@@ -93,6 +97,9 @@ async function start(): Promise<string> {
         host: "127.0.0.1",
         verifier: opts.auth ? jwksVerifier() : trustingVerifier,
         tokenCache: opts.auth ? {} : false,
+        ...(opts.auth && opts.revocationRedisUrl !== undefined
+          ? { tokenRevocation: { redisUrl: opts.revocationRedisUrl, accessTokenTtlSeconds: 900 } }
+          : {}),
         ...(opts.redisUrl === undefined
           ? {}
           : {
