@@ -6,13 +6,12 @@ import { createTokenVerifier, requirePrincipal } from "@zero/kit/principal";
 import { startServer } from "@zero/kit/server";
 import { loadConfig } from "@zero/payments/config";
 import { parseCreatePayment } from "@zero/payments/payment-input";
-import type { PaymentRow } from "@zero/payments/db/schema";
+import { newPaymentRow } from "@zero/payments/new-payment";
 import { insertPayment } from "@zero/payments/payment-store";
 import { toPayment } from "@zero/payments/payment-view";
 import { startPaymentsServer } from "@zero/payments/payments-server";
 import { PaymentMethod, PaymentService } from "@zero/proto/zero/payments/v1/payments_pb";
 import { SignJWT, exportJWK, generateKeyPair } from "jose";
-import { uuidv7 } from "uuidv7";
 import { rate, round } from "./stats.js";
 
 // Payment-create throughput of the real CreatePayment (validation, the payment, its PaymentCreated
@@ -104,30 +103,7 @@ export async function measurePaymentCreate(opts: {
         async createPayment(req, ctx) {
           const principal = requirePrincipal(ctx);
           const input = parseCreatePayment(req, undefined);
-          const at = new Date();
-          const row: PaymentRow = {
-            id: uuidv7(),
-            reference: `pay_${randomBytes(10).toString("hex")}`,
-            user_id: principal.subject,
-            order_id: input.orderId,
-            amount: input.amount.toString(),
-            currency: input.currency,
-            method: input.method,
-            description: input.description,
-            metadata: input.metadata,
-            status: "pending",
-            amount_refunded: "0",
-            card_brand: null,
-            card_last4: null,
-            provider_payment_id: null,
-            failure_code: null,
-            failure_message: null,
-            receipt_email: null,
-            created_at: at,
-            updated_at: at,
-            deleted_at: null,
-            erased_at: null,
-          };
+          const row = newPaymentRow(principal.subject, input, new Date());
           // The same statement as CreatePayment's, without its idempotency key and outbox CTEs.
           await insertPayment(full.db, row);
           return { payment: toPayment(row) };

@@ -5,8 +5,8 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "@zero/kit/log";
 import { EchoRequestSchema, EchoService } from "@zero/proto/zero/testing/v1/echo_pb";
-import { UnaryCallFailure, type UnaryExchange } from "../src/edge/connect-unary-call.js";
 import { createHttp1Lane } from "../src/edge/connect-unary-http1.js";
+import { UnaryCallFailure, type UnaryExchange } from "../src/edge/unary-exchange.js";
 import { startGateway, type Gateway } from "../src/gateway-server.js";
 import { startProbeEchoServer, type ProbeEchoServer } from "./fixtures/probe-echo-server.js";
 import { createTestTokens, type TestTokens } from "./fixtures/tokens.js";
@@ -148,6 +148,29 @@ describe("the lane itself", () => {
       const again = lane?.trySend(echoCall());
       expect(again).toBeDefined();
       expect((await again)?.body.length).toBeGreaterThan(0);
+    } finally {
+      lane?.close();
+    }
+  });
+
+  it("cancels when the caller goes away, before or during the call, and stays in use", async () => {
+    const lane = createHttp1Lane(probe.url, { maxInFlight: 1 });
+    try {
+      const gone = new AbortController();
+      gone.abort();
+      const early = await failureOf(lane?.trySend(echoCall({ signal: gone.signal })));
+      expect(early.error.code).toBe(Code.Canceled);
+
+      const leaving = new AbortController();
+      const slow = echoCall({
+        body: toBinary(EchoRequestSchema, create(EchoRequestSchema, { message: "sleep:2000" })),
+        signal: leaving.signal,
+      });
+      const during = lane?.trySend(slow);
+      setTimeout(() => leaving.abort(), 50);
+      expect((await failureOf(during)).error.code).toBe(Code.Canceled);
+      // Our own cancel says nothing about the service: the lane takes the next call.
+      expect((await lane?.trySend(echoCall()))?.body.length).toBeGreaterThan(0);
     } finally {
       lane?.close();
     }

@@ -20,7 +20,8 @@ import type {
 
 type HeadersInit = ConstructorParameters<typeof Headers>[0];
 type AnyFn = Parameters<Interceptor>[0];
-import { UnaryCallFailure, sendConnectUnary } from "./connect-unary-call.js";
+import { sendConnectUnary } from "./connect-unary-call.js";
+import { UnaryCallFailure } from "./unary-exchange.js";
 import type { EdgeCall, EdgeCallLookup } from "./edge-call.js";
 import type { RetryBudget } from "./retry-budget.js";
 import type { UpstreamInstance, UpstreamPool } from "./upstream-pool.js";

@@ -1,13 +1,13 @@
 import http from "node:http";
-import type { OutgoingHttpHeaders } from "node:http";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   UnaryCallFailure,
-  connectErrorOf,
+  connectUnaryHeaders,
   plainHeaders,
+  settleUnaryExchange,
   type UnaryExchange,
   type UnaryResult,
-} from "./connect-unary-call.js";
+} from "./unary-exchange.js";
 
 // The low-load lane of an upstream instance: a few HTTP/1.1 keep-alive connections for Connect
 // unary calls, used while few calls are in flight; the instance's shared HTTP/2 session takes the
@@ -79,93 +79,35 @@ function send(
   pause: () => void,
 ): Promise<UnaryResult> {
   const timeoutMs = Math.max(1, Math.floor(call.timeoutMs));
-  const headers: OutgoingHttpHeaders = {
-    ...call.headers,
-    "content-type": "application/proto",
-    "connect-protocol-version": "1",
-    "connect-timeout-ms": String(timeoutMs),
-    "content-length": call.body.byteLength,
-  };
-  return new Promise<UnaryResult>((resolve, reject) => {
-    let settled = false;
-    const req = http.request({ agent, host, port, method: "POST", path: call.path, headers });
-
-    const finish = (failure: UnaryCallFailure | undefined, result?: UnaryResult): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      call.signal?.removeEventListener("abort", onAbort);
-      if (failure) {
-        req.destroy();
-        reject(failure);
-      } else {
-        resolve(result as UnaryResult);
-      }
-    };
-    const onAbort = (): void =>
-      finish(new UnaryCallFailure(new ConnectError("the caller went away", Code.Canceled), true, false));
-    // The upstream enforces the deadline too (connect-timeout-ms); this covers one that cannot.
-    const timer = setTimeout(
-      () =>
-        finish(
-          new UnaryCallFailure(
-            new ConnectError(`the upstream did not answer within ${timeoutMs} ms`, Code.DeadlineExceeded),
-            true,
-            true,
-          ),
-        ),
-      timeoutMs,
-    );
-    if (call.signal?.aborted) {
-      onAbort();
-      return;
-    }
-    call.signal?.addEventListener("abort", onAbort, { once: true });
-
-    req.on("response", (res) => {
-      // The kit's listener answers this way from the moment it starts draining.
-      if (res.headers.connection?.toLowerCase() === "close") pause();
-      const chunks: Buffer[] = [];
-      let length = 0;
-      res.on("data", (chunk: Buffer) => {
-        length += chunk.length;
-        if (length > call.maxResponseBytes) {
-          finish(
-            new UnaryCallFailure(
-              new ConnectError(
-                `the upstream's response is larger than ${call.maxResponseBytes} bytes`,
-                Code.ResourceExhausted,
-              ),
-              true,
-              false,
-            ),
-          );
-          return;
-        }
-        chunks.push(chunk);
+  const headers = { ...connectUnaryHeaders(call, timeoutMs), "content-length": call.body.byteLength };
+  let req: http.ClientRequest | undefined;
+  return settleUnaryExchange(
+    call,
+    timeoutMs,
+    () => req?.destroy(),
+    (answer) => {
+      req = http.request({ agent, host, port, method: "POST", path: call.path, headers });
+      req.on("response", (res) => {
+        // The kit's listener answers this way from the moment it starts draining.
+        if (res.headers.connection?.toLowerCase() === "close") pause();
+        answer.head(res.statusCode ?? 0, plainHeaders(res.headers));
+        res.on("data", (chunk: Buffer) => answer.chunk(chunk));
+        res.on("end", () => answer.end());
+        res.on("error", (cause: Error) => answer.fail(transportFailure(cause, true)));
       });
-      res.on("end", () => {
-        const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length);
-        const responseHeaders = plainHeaders(res.headers);
-        if (res.statusCode === 200) finish(undefined, { headers: responseHeaders, body });
-        else
-          finish(
-            new UnaryCallFailure(connectErrorOf(res.statusCode ?? 0, responseHeaders, body), true, false),
-          );
+      req.on("error", (cause: NodeJS.ErrnoException) => {
+        if (answer.settled) return; // our own cancel (deadline, caller gone): says nothing of the service
+        pause();
+        // Only a refused connection proves the call was not sent. A reset on a reused keep-alive
+        // connection before any answer is ambiguous — the service may have closed it idle (then it
+        // never read the call: the kit's listener destroys only connections without a request in
+        // flight) or crashed while running the call — so it counts as sent, as a reset HTTP/2
+        // stream does: retried only for safe methods.
+        answer.fail(transportFailure(cause, cause.code !== "ECONNREFUSED"));
       });
-      res.on("error", (cause: Error) => finish(transportFailure(cause, true)));
-    });
-    req.on("error", (cause: NodeJS.ErrnoException) => {
-      pause();
-      // Only a refused connection proves the call was not sent. A reset on a reused keep-alive
-      // connection before any answer is ambiguous — the service may have closed it idle (then it
-      // never read the call: the kit's listener destroys only connections without a request in
-      // flight) or crashed while running the call — so it counts as sent, as a reset HTTP/2 stream
-      // does: retried only for safe methods.
-      finish(transportFailure(cause, cause.code !== "ECONNREFUSED"));
-    });
-    req.end(call.body);
-  });
+      req.end(call.body);
+    },
+  );
 }
 
 function transportFailure(cause: Error, sent: boolean): UnaryCallFailure {

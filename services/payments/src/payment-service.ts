@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { create, toJson } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { DomainError, invalidArguments } from "@zero/kit/errors";
@@ -27,6 +26,7 @@ import {
   refundAmount,
   statusAfterRefund,
 } from "./payment.js";
+import { newPaymentRow } from "./new-payment.js";
 import { appendPaymentRefunded, paymentCreatedEntry } from "./payment-events.js";
 import {
   parseCreatePayment,
@@ -124,15 +124,6 @@ function tokenEmail(ctx: HandlerContext): string | undefined {
   }
 }
 
-function newReference(): string {
-  // 20 characters of base32 (100 bits): unguessable, and short enough to read out on the phone.
-  const alphabet = "abcdefghijkmnpqrstuvwxyz23456789";
-  const bytes = randomBytes(20);
-  let reference = "pay_";
-  for (const byte of bytes) reference += alphabet[byte & 31];
-  return reference;
-}
-
 /** zero.payments.v1.PaymentService: validate → (claim the idempotency key) → transactions → map. */
 export function createPaymentService(deps: PaymentServiceDeps): ServiceImpl<typeof PaymentService> {
   const { db, idempotency, provider } = deps;
@@ -150,30 +141,7 @@ export function createPaymentService(deps: PaymentServiceDeps): ServiceImpl<type
       const caller = callerOf(ctx);
       const ownerId = ownerIdOf(caller);
       const input = parseCreatePayment(req, tokenEmail(ctx));
-      const at = now();
-      const row: PaymentRow = {
-        id: uuidv7(),
-        reference: newReference(),
-        user_id: ownerId,
-        order_id: input.orderId,
-        amount: input.amount.toString(),
-        currency: input.currency,
-        method: input.method,
-        description: input.description,
-        metadata: input.metadata,
-        status: "pending",
-        amount_refunded: "0",
-        card_brand: null,
-        card_last4: null,
-        provider_payment_id: null,
-        failure_code: null,
-        failure_message: null,
-        receipt_email: input.receiptEmail,
-        created_at: at,
-        updated_at: at,
-        deleted_at: null,
-        erased_at: null,
-      };
+      const row = newPaymentRow(ownerId, input, now());
       // Payment, PaymentCreated and the stored response: one statement, one round trip.
       const { response, replayed } = await idempotency.runInStatement(
         {
