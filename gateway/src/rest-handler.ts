@@ -128,7 +128,7 @@ async function serve(
         message,
       );
       const json = transcodeResponse(route, response.message, opts.registry);
-      sendJson(exchange, route.createsResource ? 201 : 200, json);
+      sendJson(exchange, route.createsResource ? 201 : 200, json, forwardedResponseHeaders(response.header));
       return;
     }
     if (route.method.methodKind === "server_streaming") {
@@ -149,6 +149,22 @@ async function serve(
   } catch (error) {
     throw upstreamFailure(upstream, error) ?? error;
   }
+}
+
+/**
+ * Response headers a service sets for its REST callers too — an allow-list, so nothing internal
+ * (protocol, tracing or other metadata) leaks to the edge: `Idempotent-Replayed: true` when payments
+ * replays a stored result for a retried Idempotency-Key (Stripe's header).
+ */
+const FORWARDED_RESPONSE_HEADERS = ["idempotent-replayed"] as const;
+
+function forwardedResponseHeaders(header: Headers): Record<string, string> {
+  const forwarded: Record<string, string> = {};
+  for (const name of FORWARDED_RESPONSE_HEADERS) {
+    const value = header.get(name);
+    if (value !== null) forwarded[name] = value;
+  }
+  return forwarded;
 }
 
 /** The mask of a field-mask PATCH (given, or filled from the body by transcodeRequest). */

@@ -56,6 +56,7 @@ const EXPOSED_HEADERS = [
   "ratelimit-remaining",
   "ratelimit-reset",
   "ratelimit-policy",
+  "idempotent-replayed",
   "grpc-status",
   "grpc-message",
   "grpc-status-details-bin",

@@ -54,6 +54,8 @@ interface Reply {
   body: Record<string, unknown> & {
     error?: { code: number; status: string; message: string; details: { reason?: string }[] };
   };
+  /** The `Idempotent-Replayed` response header. */
+  replayed: string | null;
 }
 
 async function rest(
@@ -70,7 +72,11 @@ async function rest(
     headers,
     ...(opts.body === undefined ? {} : { body: JSON.stringify(opts.body) }),
   });
-  return { status: response.status, body: (await response.json()) as Reply["body"] };
+  return {
+    status: response.status,
+    body: (await response.json()) as Reply["body"],
+    replayed: response.headers.get("idempotent-replayed"),
+  };
 }
 
 const payment = (reply: Reply) =>
@@ -87,8 +93,9 @@ describe("REST through the gateway", () => {
       currency: "EUR",
       status: "PAYMENT_STATUS_PENDING",
     });
+    expect(first.replayed).toBeNull();
     const again = await rest("POST", "/v1/payments", { user: alice, key, body: newPayment });
-    expect(again).toEqual(first);
+    expect(again).toEqual({ ...first, replayed: "true" });
     const reused = await rest("POST", "/v1/payments", {
       user: alice,
       key,
