@@ -70,6 +70,26 @@ describe("through the gateway", () => {
     }
   });
 
+  it("keeps new calls on HTTP/2 while calls are in flight there, and returns to HTTP/1.1 once it is quiet", async () => {
+    const gateway = await gatewayWith(1);
+    try {
+      const from = probe.calls.length;
+      const onLane = post(gateway, "sleep:300"); // the lane's one connection
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const onHttp2 = post(gateway, "sleep:900"); // lane full: HTTP/2
+      expect((await onLane).status).toBe(200);
+      // The lane is free again, but HTTP/2 still carries a call: this one joins it.
+      expect((await post(gateway, "while-busy")).status).toBe(200);
+      expect((await onHttp2).status).toBe(200);
+      expect((await post(gateway, "quiet-again")).status).toBe(200);
+      const seen = probe.calls.slice(from);
+      expect(seen).toHaveLength(4);
+      expect(seen.map((c) => c.headers.connection === "keep-alive")).toEqual([true, false, false, true]);
+    } finally {
+      await gateway.close(1000);
+    }
+  });
+
   it("uses only HTTP/2 when the lane is off (UPSTREAM_HTTP1_CONNECTIONS=0)", async () => {
     const gateway = await gatewayWith(0);
     try {

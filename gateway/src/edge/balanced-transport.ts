@@ -95,6 +95,9 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
   const isSafe = (method: DescMethod, edge: EdgeCall | undefined): boolean =>
     method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS || edge?.safeHttpMethod === true;
 
+  // Unary calls in flight on each instance's HTTP/2 session (see send below).
+  const http2Unary = new WeakMap<UpstreamInstance, number>();
+
   /** Runs `attempt` on instances until one answers or retrying would be wrong. */
   const withRetries = async <T>(
     safe: boolean,
@@ -204,7 +207,16 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
               signal: req.signal,
               maxResponseBytes,
             };
-            return instance.http1?.trySend(exchange) ?? sendConnectUnary(instance.sessions, exchange);
+            // HTTP/1.1 only while the instance's HTTP/2 session carries no unary call: once calls
+            // overflow onto it (load), new ones join it until it is quiet again — at saturation
+            // the lane's one-request-per-wake-up costs the service more than it saves here.
+            const viaLane =
+              (http2Unary.get(instance) ?? 0) === 0 ? instance.http1?.trySend(exchange) : undefined;
+            if (viaLane !== undefined) return viaLane;
+            http2Unary.set(instance, (http2Unary.get(instance) ?? 0) + 1);
+            return sendConnectUnary(instance.sessions, exchange).finally(() =>
+              http2Unary.set(instance, (http2Unary.get(instance) ?? 1) - 1),
+            );
           },
           (error) =>
             error instanceof UnaryCallFailure

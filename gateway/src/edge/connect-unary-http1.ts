@@ -10,13 +10,14 @@ import {
 } from "./unary-exchange.js";
 
 // The low-load lane of an upstream instance: a few HTTP/1.1 keep-alive connections for Connect
-// unary calls, used while few calls are in flight; the instance's shared HTTP/2 session takes the
-// rest. Why both (bench/gateway/RESULTS.md):
+// unary calls, used while the instance's HTTP/2 session carries no unary call (balanced-transport.ts
+// decides); once calls overflow onto HTTP/2, new ones join it until it is quiet again. Why both
+// (bench/gateway/RESULTS.md):
 // - one call at a time, an HTTP/1.1 exchange costs the gateway less CPU and less latency than a
-//   stream on Node's HTTP/2 session (no frame scheduling on the next loop turn, no per-stream
-//   bookkeeping): the gateway-added p50 at half load fell from ~0.45 to ~0.35 ms;
+//   stream on Node's HTTP/2 session: the gateway-added p50 at half load fell from ~0.43 to ~0.30 ms;
 // - under load, one HTTP/2 session hands the service several requests per socket read, which
-//   costs it less per call than one request per connection and wake-up — HTTP/2 carries more.
+//   costs it less per call than one request per connection and wake-up. A lane used whenever it
+//   had a free connection cut saturation throughput by ~25 %; with the rule above it is on par.
 // Services serve both on one port (the kit's listener sniffs the protocol).
 
 export interface Http1Lane {
