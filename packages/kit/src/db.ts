@@ -32,6 +32,15 @@ export function createDb<DB>(url: string, opts: DbOptions = {}): Kysely<DB> {
   const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, types });
   // A server restart or a killed backend emits this on an idle client; the pool replaces it.
   pool.on("error", (err) => opts.logger?.warn({ err }, "postgres: idle connection failed"));
+  // A checked-out client that loses its backend between two queries (a transaction waiting on
+  // something else: the relay publishing, a provider call) emits `error` on itself, which the pool
+  // does not listen to while the client is out — unheard, it would crash the process. Its next query
+  // fails ("not queryable"), the transaction rolls back as usual, and the pool drops the client.
+  pool.on("connect", (client) => {
+    client.on("error", (err) =>
+      opts.logger?.warn({ err }, "postgres: connection failed while in use (its transaction rolls back)"),
+    );
+  });
   return new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
 }
 

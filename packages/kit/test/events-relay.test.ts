@@ -188,6 +188,84 @@ describe("appendEvent + relay", () => {
     });
   });
 
+  it("leaves no transaction open when NATS goes away mid-drain, and publishes the rest once it is back", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 400; i++) {
+      ids.push(
+        await env.db.transaction().execute((trx) =>
+          appendEvent(trx, UserRegisteredSchema, aUserRegistered(`n${i}@example.com`), {
+            source: "zero.test",
+          }),
+        ),
+      );
+    }
+    const relay = startRelay({
+      db: env.db,
+      nc: env.nc,
+      logger: env.log.logger,
+      batchSize: 5,
+      publishTimeoutMs: 500,
+      pollIntervalMs: 20,
+    });
+    try {
+      await waitFor("a few batches published", async () => (await unpublished()) < 380);
+      await env.nats.stop();
+      // Backing off: every transaction of the interrupted drain was committed or rolled back.
+      await waitFor("no transaction left open by the relay", async () => {
+        const { rows } = await sql<{ n: string }>`
+          select count(*) as n from pg_stat_activity
+          where datname = current_database() and state like 'idle in transaction%'`.execute(env.db);
+        return Number(rows[0]?.n) === 0;
+      });
+      expect(await unpublished()).toBeGreaterThan(0);
+      await env.nats.start();
+      await waitFor(
+        "everything published after NATS is back",
+        async () => (await unpublished()) === 0,
+        30_000,
+      );
+      // Nats-Msg-Id drops what a timed-out publish had stored anyway: each event once, in order.
+      expect((await streamMessages()).map((m) => m.header.get("ce-id"))).toEqual(ids);
+    } finally {
+      await relay.stop();
+      await env.nats.start();
+    }
+  });
+
+  it("recovers when Postgres kills its transactions mid-drain: nothing stays locked, each event once", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 400; i++) {
+      ids.push(
+        await env.db.transaction().execute((trx) =>
+          appendEvent(trx, UserRegisteredSchema, aUserRegistered(`k${i}@example.com`), {
+            source: "zero.test",
+          }),
+        ),
+      );
+    }
+    const relay = startRelay({
+      db: env.db,
+      nc: env.nc,
+      logger: env.log.logger,
+      batchSize: 5,
+      pollIntervalMs: 20,
+    });
+    try {
+      await waitFor("a few batches published", async () => (await unpublished()) < 390);
+      // An administrator (or a failover) ends the relay's sessions: its next statements fail.
+      for (let round = 0; round < 5; round++) {
+        await sql`select pg_terminate_backend(pid) from pg_stat_activity
+          where datname = current_database() and pid <> pg_backend_pid()
+            and state like 'idle in transaction%'`.execute(env.db);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      await waitFor("everything published", async () => (await unpublished()) === 0, 30_000);
+      expect((await streamMessages()).map((m) => m.header.get("ce-id"))).toEqual(ids);
+    } finally {
+      await relay.stop();
+    }
+  });
+
   it("publishes each event once with two relays on the same database", async () => {
     const otherDb = createDb<TestTables>(env.dbUrl);
     const relays = [

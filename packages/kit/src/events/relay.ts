@@ -188,35 +188,47 @@ export function startRelay<DB>(opts: RelayOptions<DB>): Relay {
   async function drain(): Promise<{ published: number; error?: Error }> {
     let published = 0;
     const finishing: Promise<void>[] = [];
+    // Every open transaction is in exactly one of these (or in `finishing`), so whatever throws,
+    // the finally below closes it: none may keep its connection and its row locks.
     let batch: LockedBatch | undefined = await lockBatch();
+    let next: Promise<LockedBatch> | undefined;
     try {
       while (batch !== undefined && batch.rows.length > 0) {
         const current: LockedBatch = batch;
         batch = undefined;
-        const next = current.rows.length === batchSize && !stopping ? lockBatch() : undefined;
+        next = current.rows.length === batchSize && !stopping ? lockBatch() : undefined;
         // Keep `next` from rejecting unobserved while we publish; it is awaited below.
         next?.catch(() => undefined);
         const { acked, error } = await publishBatch(current.rows);
-        // Commits may complete in any order (their rows are on the stream already); two at most.
-        if (finishing.length >= 2) await finishing.shift();
-        finishing.push(finishBatch(current, acked));
+        const finished = finishBatch(current, acked);
+        // Awaited below; until then a failed commit must not count as an unhandled rejection.
+        finished.catch(() => undefined);
+        finishing.push(finished);
         published += acked.length;
+        // Commits may complete in any order (their rows are on the stream already); two at most.
+        if (finishing.length > 2) await finishing.shift();
         if (error !== undefined) {
           await Promise.all(finishing);
-          if (next !== undefined) await (await next).trx.rollback().execute();
           return { published, error };
         }
-        if (next !== undefined) batch = await next;
+        if (next !== undefined) {
+          const locked = next;
+          next = undefined;
+          batch = await locked;
+        }
       }
       await Promise.all(finishing);
       return { published };
     } finally {
-      // An empty (or abandoned) batch still has an open transaction.
-      if (batch !== undefined)
-        await batch.trx
-          .rollback()
-          .execute()
-          .catch(() => undefined);
+      // An empty, abandoned or not yet used batch still has an open transaction.
+      const open = [batch, await next?.catch(() => undefined)];
+      for (const unused of open) {
+        if (unused !== undefined)
+          await unused.trx
+            .rollback()
+            .execute()
+            .catch(() => undefined);
+      }
       await Promise.allSettled(finishing);
     }
   }
