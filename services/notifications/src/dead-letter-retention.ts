@@ -1,4 +1,5 @@
 import type { Logger } from "@zero/kit/log";
+import { startPeriodicJob, type PeriodicJob } from "@zero/kit/periodic";
 import type { Kysely } from "kysely";
 import type { DB } from "./db/schema.js";
 import { deleteDeadLettersOlderThan } from "./dead-letter-store.js";
@@ -11,41 +12,22 @@ import { deleteDeadLettersOlderThan } from "./dead-letter-store.js";
 /** Hourly: retention is counted in days, so a dead letter outlives its period by an hour at most. */
 const SWEEP_INTERVAL_MS = 60 * 60_000;
 
-export interface DeadLetterRetention {
-  /** Stops the timer and waits for a sweep in progress (the pool closes after this). */
-  stop(): Promise<void>;
-}
-
+/** Sweeps at start and hourly; `stop()` waits for a sweep in progress (the pool closes after it). */
 export function startDeadLetterRetention(opts: {
   db: Kysely<DB>;
   logger: Logger;
   retentionMs: number;
-}): DeadLetterRetention {
+}): PeriodicJob {
   const logger = opts.logger.child({ component: "dead-letter-retention" });
-  let running: Promise<void> = Promise.resolve();
-  let stopped = false;
-
-  const sweep = async (): Promise<void> => {
-    const deleted = await deleteDeadLettersOlderThan(opts.db, opts.retentionMs);
-    if (deleted > 0) logger.info({ deleted }, "expired dead letters deleted");
-    else logger.debug("no expired dead letters");
-  };
-  const tick = () => {
-    if (stopped) return;
-    running = sweep().catch((err: unknown) => logger.warn({ err }, "deleting expired dead letters failed"));
-  };
-  // Once at start as well: a service redeployed more often than the interval would never sweep.
-  const first = setTimeout(tick, 0);
-  const timer = setInterval(tick, SWEEP_INTERVAL_MS);
-  first.unref();
-  timer.unref();
-
-  return {
-    async stop() {
-      stopped = true;
-      clearTimeout(first);
-      clearInterval(timer);
-      await running;
+  return startPeriodicJob({
+    intervalMs: SWEEP_INTERVAL_MS,
+    atStart: true,
+    logger,
+    failureMessage: "deleting expired dead letters failed",
+    async run() {
+      const deleted = await deleteDeadLettersOlderThan(opts.db, opts.retentionMs);
+      if (deleted > 0) logger.info({ deleted }, "expired dead letters deleted");
+      else logger.debug("no expired dead letters");
     },
-  };
+  });
 }

@@ -6,6 +6,7 @@ import { checkDb, createDb, migrateToLatest } from "@zero/kit/db";
 import { startOutboxPublisher } from "@zero/kit/events/outbox-publisher";
 import type { Logger } from "@zero/kit/log";
 import type { TokenVerifier } from "@zero/kit/principal";
+import { startPeriodicJob } from "@zero/kit/periodic";
 import { startServer } from "@zero/kit/server";
 import { PaymentService } from "@zero/proto/zero/payments/v1/payments_pb";
 import { PersonalDataService } from "@zero/proto/zero/privacy/v1/privacy_pb";
@@ -83,14 +84,17 @@ export async function startPaymentsServer(opts: {
       waitMs: config.idempotencyWaitMs,
       leaseMs: config.idempotencyLeaseMs,
     });
-    const pruning = setInterval(() => {
-      idempotency.prune().then(
-        (n) => n > 0 && logger.info({ deleted: n }, "expired idempotency keys pruned"),
-        (err: unknown) => logger.warn({ err }, "pruning idempotency keys failed"),
-      );
-    }, PRUNE_INTERVAL_MS);
-    pruning.unref();
-    closers.push("pruning", () => clearInterval(pruning));
+    const pruning = startPeriodicJob({
+      intervalMs: PRUNE_INTERVAL_MS,
+      atStart: false,
+      logger,
+      failureMessage: "pruning idempotency keys failed",
+      async run() {
+        const n = await idempotency.prune();
+        if (n > 0) logger.info({ deleted: n }, "expired idempotency keys pruned");
+      },
+    });
+    closers.push("pruning", () => pruning.stop());
 
     // Known once the server listens; the provider delivers nothing before a payment exists.
     const own: { url?: string } = {};

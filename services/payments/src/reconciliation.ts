@@ -1,10 +1,10 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "@zero/kit/log";
 import { sql, type Kysely, type Transaction } from "kysely";
 import type { DB, PaymentRow } from "./db/schema.js";
 import { findPayment, updatePayment } from "./payment-store.js";
 import { transitionPayment } from "./payment-transition.js";
 import type { ChargeLookup, PaymentProvider } from "./provider.js";
+import { startPeriodicJob, type PeriodicJob } from "@zero/kit/periodic";
 
 // The reconciliation sweep. ProcessPayment commits `pending → processing`, calls the provider, and
 // records the answer in a second transaction; a process that dies in between leaves the payment
@@ -168,11 +168,6 @@ async function record(
   }
 }
 
-export interface Reconciliation {
-  /** Ends the sweep under way after its current payment, and the schedule. */
-  stop(): Promise<void>;
-}
-
 /** Sweeps at start (a restart after a crash is when stuck payments appear) and every `intervalMs`. */
 export function startReconciliation(
   opts: ReconciliationDeps & {
@@ -181,30 +176,20 @@ export function startReconciliation(
     /** Nudged after a sweep that appended events. */
     relay: { wake(): void };
   },
-): Reconciliation {
+): PeriodicJob {
   const { logger } = opts;
-  const stopping = new AbortController();
-  const loop = (async () => {
-    while (!stopping.signal.aborted) {
-      try {
-        const result = await reconcileStuckPayments(opts, {
-          olderThanMs: opts.olderThanMs,
-          signal: stopping.signal,
-        });
-        if (result.completed + result.failed > 0) opts.relay.wake();
-        if (result.completed + result.failed + result.unexplained + result.error > 0) {
-          logger.info(result, "reconciliation sweep done");
-        }
-      } catch (err) {
-        logger.warn({ err }, "reconciliation sweep failed (database unavailable?); next sweep retries");
+  // `stop()` ends the sweep under way after its current payment.
+  return startPeriodicJob({
+    intervalMs: opts.intervalMs,
+    atStart: true,
+    logger,
+    failureMessage: "reconciliation sweep failed (database unavailable?); next sweep retries",
+    async run(signal) {
+      const result = await reconcileStuckPayments(opts, { olderThanMs: opts.olderThanMs, signal });
+      if (result.completed + result.failed > 0) opts.relay.wake();
+      if (result.completed + result.failed + result.unexplained + result.error > 0) {
+        logger.info(result, "reconciliation sweep done");
       }
-      await sleep(opts.intervalMs, undefined, { signal: stopping.signal }).catch(() => undefined);
-    }
-  })();
-  return {
-    async stop() {
-      stopping.abort();
-      await loop;
     },
-  };
+  });
 }
