@@ -16,8 +16,8 @@ import {
 // controllers, async iterables, a DOMException per call). Only what the gateway needs: no
 // compression (none is offered, so none comes back), no streaming (that goes through connect-node).
 //
-// While few calls are in flight, calls take the instance's HTTP/1.1 lane instead
-// (connect-unary-http1.ts, which says why both).
+// While this session carries no unary call, calls take the instance's HTTP/1.1 lane instead
+// (balanced-transport.ts decides; connect-unary-http1.ts says why both).
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
