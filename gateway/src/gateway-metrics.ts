@@ -103,7 +103,7 @@ export function createGatewayMetrics(): GatewayMetrics {
   });
 
   // prom-client hashes the label values on every call; the label sets seen here are few, so the
-  // per-combination children are kept (this runs once per request).
+  // per-combination children are kept (these run once per request and once per upstream attempt).
   const requestChildren = new Map<
     string,
     {
@@ -111,6 +111,11 @@ export function createGatewayMetrics(): GatewayMetrics {
       duration: Histogram.Internal<"protocol" | "route">;
       errors: Counter.Internal | undefined;
     }
+  >();
+
+  const attemptChildren = new Map<
+    string,
+    { attempts: Counter.Internal; duration: Histogram.Internal<"upstream"> }
   >();
 
   return {
@@ -131,8 +136,17 @@ export function createGatewayMetrics(): GatewayMetrics {
       children.errors?.inc();
     },
     attempt(upstream, instance, outcome, seconds) {
-      attempts.labels(upstream, instance, outcome).inc();
-      attemptDuration.labels(upstream).observe(seconds);
+      const key = `${outcome} ${upstream} ${instance}`;
+      let children = attemptChildren.get(key);
+      if (children === undefined) {
+        children = {
+          attempts: attempts.labels(upstream, instance, outcome),
+          duration: attemptDuration.labels(upstream),
+        };
+        attemptChildren.set(key, children);
+      }
+      children.attempts.inc();
+      children.duration.observe(seconds);
     },
     retry(upstream, reason) {
       retries.labels(upstream, reason).inc();

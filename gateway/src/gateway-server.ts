@@ -41,7 +41,7 @@ import {
 import { createPassthrough } from "./passthrough.js";
 import { discardRequestBody } from "./request-body.js";
 import { createRestHandler } from "./rest-handler.js";
-import { createRouteTable, type RouteTable } from "./route-table.js";
+import { createRouteTable, type RouteLookup, type RouteTable } from "./route-table.js";
 import { sendRpcError, type RpcProtocol } from "./rpc-error-response.js";
 import { createUpstreamHealth } from "./upstream-health.js";
 import { createUpstreams, type ResilienceOptions, type Upstream } from "./upstreams.js";
@@ -138,6 +138,8 @@ interface Operation {
   /** For metrics and logs: the route template (`POST /v1/echo`) or the RPC name. */
   readonly label: string;
   readonly upstream: string | undefined;
+  /** The REST route matched (handed to the REST handler, which would otherwise match it again). */
+  readonly route?: Extract<RouteLookup, { kind: "found" }>;
 }
 
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
@@ -282,6 +284,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     let serviceName: string;
     let methodName: string;
     let label: string | undefined;
+    let route: Extract<RouteLookup, { kind: "found" }> | undefined;
     if (protocol) {
       const match = PROCEDURE.exec(path);
       if (!match) return undefined;
@@ -295,6 +298,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         return undefined; // malformed path: the REST handler answers it
       }
       if (lookup.kind !== "found") return undefined;
+      route = lookup;
       serviceName = lookup.route.service.typeName;
       methodName = lookup.route.method.name;
       label = `${lookup.route.httpMethod} ${lookup.route.template.source}`;
@@ -302,7 +306,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const resolved = upstreams.resolve(serviceName, methodName);
     if (!resolved) return undefined;
     const rpc = `${serviceName}/${methodName}`;
-    return { rpc, label: label ?? rpc, upstream: resolved.upstream.name };
+    return { rpc, label: label ?? rpc, upstream: resolved.upstream.name, ...(route ? { route } : {}) };
   };
 
   /** Charges the request to its rate-limit buckets; answers 429 itself and returns false when refused. */
@@ -452,7 +456,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
     const handle = async (): Promise<string> => {
       if (!(await admit(exchange, protocol, operation, client.ip))) return operation?.label ?? "unmatched";
-      return context.with(ctx, () => (protocol ? passthrough.handle(exchange, protocol) : rest(exchange)));
+      return context.with(ctx, () =>
+        protocol ? passthrough.handle(exchange, protocol) : rest(exchange, operation?.route),
+      );
     };
 
     handle()

@@ -3,7 +3,7 @@ import { isReflectMessage, reflect } from "@bufbuild/protobuf/reflect";
 import { FieldMaskSchema, type FieldMask } from "@bufbuild/protobuf/wkt";
 import type { Writable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { StreamResponse } from "@connectrpc/connect";
+import type { StreamResponse, UnaryResponse } from "@connectrpc/connect";
 import { createAsyncIterable } from "@connectrpc/connect/protocol";
 import { DomainError, invalidArguments } from "@zero/kit/errors";
 import { createApiDocs, type ApiDocs } from "./docs-page.js";
@@ -14,8 +14,9 @@ import { PathDecodeError, type PathBindings } from "./path-template.js";
 import { discardRequestBody, readRequestBody } from "./request-body.js";
 import { MAX_JSON_DEPTH, jsonNestingDepth } from "./json-depth.js";
 import { findMissingRequiredFields, type PartialUpdate } from "./required-fields.js";
-import type { Route, RouteTable } from "./route-table.js";
+import type { Route, RouteLookup, RouteTable } from "./route-table.js";
 import { transcodeRequest, transcodeResponse } from "./transcode.js";
+import { plainHeadersOf } from "./edge/balanced-transport.js";
 import { upstreamFailure, type Upstreams } from "./upstreams.js";
 
 export interface RestHandlerOptions {
@@ -32,23 +33,29 @@ export interface RestHandlerOptions {
   readonly apiDocs?: ApiDocs;
 }
 
-/** Serves one REST request; resolves with the matched route's label (`POST /v1/echo`) for metrics. */
-export type RestHandler = (exchange: Exchange) => Promise<string>;
+/**
+ * Serves one REST request; resolves with the matched route's label (`POST /v1/echo`) for metrics.
+ * `matched` is the route table's answer for this request when the caller already looked it up.
+ */
+export type RestHandler = (
+  exchange: Exchange,
+  matched?: Extract<RouteLookup, { kind: "found" }>,
+) => Promise<string>;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 export function createRestHandler(opts: RestHandlerOptions): RestHandler {
   // The API's description is served beside the API, from the same route table.
   const apiDocs = opts.apiDocs ?? createApiDocs({ routes: opts.routes.routes });
-  return async (exchange) => {
+  return async (exchange, matched) => {
     const { req } = exchange;
     const httpMethod = req.method ?? "GET";
     const docs = apiDocs.serve(exchange);
     if (docs !== undefined) return docs;
 
-    let lookup;
+    let lookup: RouteLookup;
     try {
-      lookup = opts.routes.lookup(httpMethod, exchange.path);
+      lookup = matched ?? opts.routes.lookup(httpMethod, exchange.path);
     } catch (error) {
       if (!(error instanceof PathDecodeError)) throw error;
       discardRequestBody(req);
@@ -128,7 +135,7 @@ async function serve(
         message,
       );
       const json = transcodeResponse(route, response.message, opts.registry);
-      sendJson(exchange, route.createsResource ? 201 : 200, json, forwardedResponseHeaders(response.header));
+      sendJson(exchange, route.createsResource ? 201 : 200, json, forwardedResponseHeaders(response));
       return;
     }
     if (route.method.methodKind === "server_streaming") {
@@ -158,11 +165,12 @@ async function serve(
  */
 const FORWARDED_RESPONSE_HEADERS = ["idempotent-replayed"] as const;
 
-function forwardedResponseHeaders(header: Headers): Record<string, string> {
+function forwardedResponseHeaders(response: UnaryResponse): Record<string, string> {
   const forwarded: Record<string, string> = {};
+  const plain = plainHeadersOf(response);
   for (const name of FORWARDED_RESPONSE_HEADERS) {
-    const value = header.get(name);
-    if (value !== null) forwarded[name] = value;
+    const value = plain === undefined ? response.header.get(name) : plain[name];
+    if (value !== null && value !== undefined) forwarded[name] = value;
   }
   return forwarded;
 }
@@ -317,16 +325,17 @@ const FORWARDED_HEADERS = [
   "webhook-signature",
 ] as const;
 
-function upstreamHeaders(exchange: Exchange, authorization: string | undefined): Headers {
-  const headers = new Headers({ "x-request-id": exchange.requestId });
-  if (authorization !== undefined) headers.set("authorization", authorization);
+function upstreamHeaders(exchange: Exchange, authorization: string | undefined): Record<string, string> {
+  // A plain record: the upstream transport sends it as it is unless an interceptor reads it.
+  const headers: Record<string, string> = { "x-request-id": exchange.requestId };
+  if (authorization !== undefined) headers.authorization = authorization;
   for (const name of FORWARDED_HEADERS) {
     const value = requestHeader(exchange.req, name);
-    if (value !== undefined) headers.set(name, value);
+    if (value !== undefined) headers[name] = value;
   }
   // The peer's address; the edge's upstream transport replaces it with the client address its
   // trusted-proxy logic computed (edge/client-address.ts), when it knows the call.
   const client = exchange.req.socket.remoteAddress;
-  if (client !== undefined) headers.set("x-forwarded-for", client);
+  if (client !== undefined) headers["x-forwarded-for"] = client;
   return headers;
 }

@@ -106,16 +106,19 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
     classify: (error: unknown) => { sent: boolean; transport: boolean; error: ConnectError },
   ): Promise<T> => {
     opts.budget.onRequest();
-    const tried = new Set<UpstreamInstance>();
+    // Made on the first retry only: most calls are answered by the first instance picked.
+    let tried: Set<UpstreamInstance> | undefined;
+    let previous: UpstreamInstance | undefined;
     for (let attempts = 1; ; attempts++) {
+      if (previous !== undefined) (tried ??= new Set()).add(previous);
       let instance = opts.pool.pick(tried);
       // A single instance (or all tried) may still get a retry on a fresh stream.
-      if (instance === undefined && tried.size > 0) instance = opts.pool.pick();
+      if (instance === undefined && tried !== undefined) instance = opts.pool.pick();
       if (instance === undefined) {
         opts.observer?.rejected(opts.name);
         throw unavailable();
       }
-      tried.add(instance);
+      previous = instance;
       const startedAt = performance.now();
       try {
         const result = await attempt(instance, deadline - Date.now());
@@ -174,7 +177,11 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
       const edge = opts.edgeCallOf(signal);
       const path = `/${method.parent.typeName}/${method.name}`;
       const deadline = Date.now() + deadlineOf(path.slice(1), edge, timeoutMs);
-      const headers = headersOf(header);
+      // A plain record (the REST handler's) becomes a Headers object only if an interceptor reads
+      // it — the tracing interceptor does when the request is traced; otherwise it goes to the wire
+      // as it is, which saves undici's per-value validation twice per call.
+      const plain = isPlainRecord(header) ? header : undefined;
+      let headers = plain === undefined ? headersOf(header) : undefined;
       const request: UnaryRequest<I, O> = {
         stream: false,
         service: method.parent,
@@ -182,7 +189,9 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
         requestMethod: "POST",
         url: path,
         signal: signal ?? new AbortController().signal,
-        header: headers,
+        get header() {
+          return (headers ??= new Headers(plain));
+        },
         contextValues: contextValues ?? createContextValues(),
         message: create(method.input, input),
       };
@@ -191,9 +200,11 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
       const send = async (req: UnaryRequest<I, O>): Promise<UnaryResponse<I, O>> => {
         const body = toBinary(method.input, req.message);
         const outgoing: OutgoingHttpHeaders = {};
-        req.header.forEach((value, key) => {
-          outgoing[key] = value;
-        });
+        if (req === request && headers === undefined) Object.assign(outgoing, plain);
+        else
+          req.header.forEach((value, key) => {
+            outgoing[key] = value;
+          });
         addForwarded(outgoing, edge);
         const result = await withRetries(
           safe,
@@ -237,7 +248,8 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
         }
         // Headers objects are dear and the REST handler never reads them: built on first use.
         let split: { header: Headers; trailer: Headers } | undefined;
-        return {
+        const response: UnaryResponse<I, O> & WithPlainHeaders = {
+          [plainResponseHeaders]: result.headers,
           stream: false,
           service: method.parent,
           method,
@@ -249,6 +261,7 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
           },
           message,
         };
+        return response;
       };
       const chained = opts.interceptors.reduceRight<AnyFn>(
         (next, interceptor) => interceptor(next),
@@ -289,6 +302,30 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
       );
     },
   };
+}
+
+/**
+ * A unary response's headers as received (lower-case names, `trailer-` ones included), for callers
+ * in the gateway that read one or two of them without paying for two Headers objects.
+ */
+export const plainResponseHeaders = Symbol("plainResponseHeaders");
+
+interface WithPlainHeaders {
+  readonly [plainResponseHeaders]: Readonly<Record<string, string>>;
+}
+
+/** The headers a unary response from this transport arrived with; undefined for any other response. */
+export function plainHeadersOf(response: object): Readonly<Record<string, string>> | undefined {
+  return (response as Partial<WithPlainHeaders>)[plainResponseHeaders];
+}
+
+function isPlainRecord(header: HeadersInit | undefined): header is Record<string, string> {
+  return (
+    header !== undefined &&
+    !(header instanceof Headers) &&
+    !Array.isArray(header) &&
+    Object.getPrototypeOf(header) === Object.prototype
+  );
 }
 
 /** connect-node's errors for a call that never reached the upstream (the connection failed first). */
