@@ -125,10 +125,15 @@ const tracer = trace.getTracer("@zero/gateway");
  */
 const tracingWhenTraced: Interceptor = (next) => {
   const traced = tracingClientInterceptor(next);
-  return (req) =>
-    isSpanContextValid(trace.getSpanContext(context.active()) ?? INVALID_SPAN_CONTEXT)
+  return (req) => {
+    // The untraced request's span is the shared invalid one: told apart without validating ids.
+    const spanContext = trace.getSpanContext(context.active());
+    return spanContext !== undefined &&
+      spanContext !== INVALID_SPAN_CONTEXT &&
+      isSpanContextValid(spanContext)
       ? traced(req)
       : next(req);
+  };
 };
 
 /** What a request addresses, once resolved: for rate limits, logs and metrics. */

@@ -203,6 +203,16 @@ function rawBody(bytes: Uint8Array, req: Exchange["req"]): JsonBody {
   return { kind: "json", json: httpBody };
 }
 
+/** `application/json` with parameters, of which a charset must be UTF-8 (the plain type is checked first). */
+function isUtf8Json(contentType: string): boolean {
+  const [mediaType = "", ...params] = contentType.split(";").map((part) => part.trim());
+  const charset = params
+    .find((p) => p.startsWith("charset="))
+    ?.slice("charset=".length)
+    .replace(/"/g, "");
+  return mediaType === "application/json" && (charset === undefined || charset === "utf-8");
+}
+
 async function readJsonBody(exchange: Exchange, route: Route, limit: number): Promise<JsonBody> {
   const { req } = exchange;
   // Always read (an absent body ends at once): HTTP/2 requests need not declare a body in a header.
@@ -232,12 +242,7 @@ async function readJsonBody(exchange: Exchange, route: Route, limit: number): Pr
     );
   }
   const contentType = (requestHeader(req, "content-type") ?? "").toLowerCase();
-  const [mediaType = "", ...params] = contentType.split(";").map((part) => part.trim());
-  const charset = params
-    .find((p) => p.startsWith("charset="))
-    ?.slice("charset=".length)
-    .replace(/"/g, "");
-  if (mediaType !== "application/json" || (charset !== undefined && charset !== "utf-8")) {
+  if (contentType !== "application/json" && !isUtf8Json(contentType)) {
     const error = new DomainError(
       "invalid_argument",
       `unsupported content type "${contentType || "(none)"}": send the body as JSON with content-type: application/json`,

@@ -3,7 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
 import {
   UnaryCallFailure,
-  connectUnaryHeaders,
+  addConnectUnaryHeaders,
   plainHeaders,
   settleUnaryExchange,
   type UnaryExchange,
@@ -26,7 +26,7 @@ export async function sendConnectUnary(
   call: UnaryExchange,
 ): Promise<UnaryResult> {
   const timeoutMs = Math.max(1, Math.floor(call.timeoutMs));
-  const headers = connectUnaryHeaders(call, timeoutMs);
+  const headers = addConnectUnaryHeaders(call, timeoutMs);
   let stream: http2.ClientHttp2Stream;
   try {
     stream = await sessions.request("POST", call.path, headers, {});

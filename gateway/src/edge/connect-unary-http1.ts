@@ -2,7 +2,7 @@ import http from "node:http";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   UnaryCallFailure,
-  connectUnaryHeaders,
+  addConnectUnaryHeaders,
   plainHeaders,
   settleUnaryExchange,
   type UnaryExchange,
@@ -80,7 +80,7 @@ function send(
   pause: () => void,
 ): Promise<UnaryResult> {
   const timeoutMs = Math.max(1, Math.floor(call.timeoutMs));
-  const headers = { ...connectUnaryHeaders(call, timeoutMs), "content-length": call.body.byteLength };
+  const headers = { ...addConnectUnaryHeaders(call, timeoutMs), "content-length": call.body.byteLength };
   let req: http.ClientRequest | undefined;
   return settleUnaryExchange(
     call,

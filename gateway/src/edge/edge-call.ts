@@ -23,10 +23,16 @@ export interface EdgeCalls {
 }
 
 export function createEdgeCalls(): EdgeCalls {
-  // Weak: an entry lives exactly as long as its request's signal.
-  const calls = new WeakMap<AbortSignal, EdgeCall>();
+  // Kept on the signal itself (a key only this module knows), so an entry lives exactly as long as
+  // its request's signal — what a WeakMap would give, without an ephemeron per request for the GC.
+  const key: unique symbol = Symbol("edgeCall");
+  interface Filed {
+    [key]?: EdgeCall;
+  }
   return {
-    lookup: (signal) => (signal === undefined ? undefined : calls.get(signal)),
-    register: (signal, call) => calls.set(signal, call),
+    lookup: (signal) => (signal === undefined ? undefined : (signal as Filed)[key]),
+    register: (signal, call) => {
+      (signal as Filed)[key] = call;
+    },
   };
 }
