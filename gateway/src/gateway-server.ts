@@ -460,7 +460,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const ctx = trace.setSpan(parent, span).setValue(requestIdContextKey, requestId);
 
     const handle = async (): Promise<string> => {
-      if (!(await admit(exchange, protocol, operation, client.ip))) return operation?.label ?? "unmatched";
+      // Without a limiter there is nothing to wait for (an await is a turn of the event loop's queue).
+      if (limiter && !(await admit(exchange, protocol, operation, client.ip)))
+        return operation?.label ?? "unmatched";
       return context.with(ctx, () =>
         protocol ? passthrough.handle(exchange, protocol) : rest(exchange, operation?.route),
       );
