@@ -46,10 +46,10 @@ export async function sendConnectUnary(
     },
     (answer) => {
       stream.on("response", (h) => answer.head(Number(h[":status"]), plainHeaders(h)));
-      stream.on("data", (chunk: Buffer) => {
-        sessions.notifyResponseByteRead(stream);
-        answer.chunk(chunk);
-      });
+      // No `notifyResponseByteRead` per chunk: the session manager marks the connection alive on the
+      // response headers itself, and a unary answer follows them at once — each notification
+      // re-arms its ping timer (a timer allocated and cancelled per chunk, for nothing here).
+      stream.on("data", (chunk: Buffer) => answer.chunk(chunk));
       stream.on("end", () => answer.end());
       stream.on("error", (cause: Error) => {
         const refused = stream.rstCode === NGHTTP2_REFUSED_STREAM || cause.message.includes("REFUSED_STREAM");
