@@ -95,8 +95,17 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
   const isSafe = (method: DescMethod, edge: EdgeCall | undefined): boolean =>
     method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS || edge?.safeHttpMethod === true;
 
-  // Unary calls in flight on each instance's HTTP/2 session (see send below).
-  const http2Unary = new WeakMap<UpstreamInstance, number>();
+  // Unary calls on each instance's HTTP/2 session: how many are in flight, and when one last
+  // started or ended (see send below).
+  const http2Unary = new WeakMap<UpstreamInstance, { inFlight: number; lastActiveAt: number }>();
+  const http2UnaryOf = (instance: UpstreamInstance): { inFlight: number; lastActiveAt: number } => {
+    let state = http2Unary.get(instance);
+    if (state === undefined) {
+      state = { inFlight: 0, lastActiveAt: -Infinity };
+      http2Unary.set(instance, state);
+    }
+    return state;
+  };
 
   /** Runs `attempt` on instances until one answers or retrying would be wrong. */
   const withRetries = async <T>(
@@ -218,16 +227,24 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
               signal: req.signal,
               maxResponseBytes,
             };
-            // HTTP/1.1 only while the instance's HTTP/2 session carries no unary call: once calls
-            // overflow onto it (load), new ones join it until it is quiet again — at saturation
-            // the lane's one-request-per-wake-up costs the service more than it saves here.
+            // HTTP/1.1 only while the instance's HTTP/2 session has carried no unary call for
+            // LANE_QUIET_MS: once calls overflow onto it (load), new ones join it until it has
+            // been quiet that long — at saturation the lane's one-request-per-wake-up costs the
+            // service more than it saves here, and a session that empties for an instant between
+            // two bursts is not quiet (connect-unary-http1.ts, bench/gateway/RESULTS.md).
+            const h2 = http2UnaryOf(instance);
+            const now = performance.now();
             const viaLane =
-              (http2Unary.get(instance) ?? 0) === 0 ? instance.http1?.trySend(exchange) : undefined;
+              h2.inFlight === 0 && now - h2.lastActiveAt >= LANE_QUIET_MS
+                ? instance.http1?.trySend(exchange)
+                : undefined;
             if (viaLane !== undefined) return viaLane;
-            http2Unary.set(instance, (http2Unary.get(instance) ?? 0) + 1);
-            return sendConnectUnary(instance.sessions, exchange).finally(() =>
-              http2Unary.set(instance, (http2Unary.get(instance) ?? 1) - 1),
-            );
+            h2.inFlight++;
+            h2.lastActiveAt = now;
+            return sendConnectUnary(instance.sessions, exchange).finally(() => {
+              h2.inFlight--;
+              h2.lastActiveAt = performance.now();
+            });
           },
           (error) =>
             error instanceof UnaryCallFailure
@@ -303,6 +320,13 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
     },
   };
 }
+
+/**
+ * How long an instance's HTTP/2 session must have carried no unary call before calls go back to
+ * its HTTP/1.1 lane. Long next to a call (~0.3 ms) and to a GC pause, short next to a change of
+ * load: a saturated gateway never sees its session quiet this long.
+ */
+const LANE_QUIET_MS = 50;
 
 /**
  * A unary response's headers as received (lower-case names, `trailer-` ones included), for callers
