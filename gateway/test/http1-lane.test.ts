@@ -83,7 +83,7 @@ describe("through the gateway", () => {
       expect((await onHttp2).status).toBe(200);
       // HTTP/2 has just emptied: not quiet yet (a saturated gateway empties it for instants too).
       expect((await post(gateway, "just-after")).status).toBe(200);
-      await new Promise((resolve) => setTimeout(resolve, 120)); // > LANE_QUIET_MS (50)
+      await new Promise((resolve) => setTimeout(resolve, 120)); // > LANE_QUIET_MS (20)
       expect((await post(gateway, "quiet-again")).status).toBe(200);
       const seen = probe.calls.slice(from);
       expect(seen).toHaveLength(5);

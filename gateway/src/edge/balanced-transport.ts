@@ -323,10 +323,11 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
 
 /**
  * How long an instance's HTTP/2 session must have carried no unary call before calls go back to
- * its HTTP/1.1 lane. Long next to a call (~0.3 ms) and to a GC pause, short next to a change of
- * load: a saturated gateway never sees its session quiet this long.
+ * its HTTP/1.1 lane. A/B runs at saturation (bench/gateway/RESULTS.md): with 5 ms a saturated
+ * gateway still found the session quiet often enough to lose ~5 % throughput, with 20 or 50 ms it
+ * did not; 50 ms kept more calls on HTTP/2 after a burst at half load (higher p50).
  */
-const LANE_QUIET_MS = 50;
+const LANE_QUIET_MS = 20;
 
 /**
  * A unary response's headers as received (lower-case names, `trailer-` ones included), for callers
