@@ -26,7 +26,7 @@ afterAll(async () => {
   await probe?.close();
 });
 
-const gatewayWith = (http1Connections: number): Promise<Gateway> =>
+const gatewayWith = (http1Connections: number, http1QuietMs?: number): Promise<Gateway> =>
   startGateway({
     services: [EchoService],
     upstreamUrls: { testing: probe.url },
@@ -34,7 +34,11 @@ const gatewayWith = (http1Connections: number): Promise<Gateway> =>
     port: 0,
     host: "127.0.0.1",
     verifier: tokens.verifier,
-    resilience: { healthCheckIntervalMs: 0, http1Connections },
+    resilience: {
+      healthCheckIntervalMs: 0,
+      http1Connections,
+      ...(http1QuietMs === undefined ? {} : { http1QuietMs }),
+    },
   });
 
 const post = (gateway: Gateway, message: string) =>
@@ -71,7 +75,8 @@ describe("through the gateway", () => {
   });
 
   it("keeps new calls on HTTP/2 while it carries calls and until it has been quiet for a while, then returns to HTTP/1.1", async () => {
-    const gateway = await gatewayWith(1);
+    // A quiet period far longer than the gaps between this test's calls, however slow the machine.
+    const gateway = await gatewayWith(1, 700);
     try {
       const from = probe.calls.length;
       const onLane = post(gateway, "sleep:300"); // the lane's one connection
@@ -83,7 +88,7 @@ describe("through the gateway", () => {
       expect((await onHttp2).status).toBe(200);
       // HTTP/2 has just emptied: not quiet yet (a saturated gateway empties it for instants too).
       expect((await post(gateway, "just-after")).status).toBe(200);
-      await new Promise((resolve) => setTimeout(resolve, 120)); // > LANE_QUIET_MS (20)
+      await new Promise((resolve) => setTimeout(resolve, 800)); // > the quiet period
       expect((await post(gateway, "quiet-again")).status).toBe(200);
       const seen = probe.calls.slice(from);
       expect(seen).toHaveLength(5);

@@ -53,6 +53,8 @@ export interface BalancedTransportOptions {
   readonly maxAttempts?: number;
   /** Default 16 MiB. */
   readonly maxResponseBytes?: number;
+  /** How long an instance's HTTP/2 session must be quiet before unary calls take its lane again; default LANE_QUIET_MS. */
+  readonly laneQuietMs?: number;
 }
 
 /**
@@ -69,6 +71,7 @@ export interface BalancedTransportOptions {
 export function createBalancedTransport(opts: BalancedTransportOptions): Transport {
   const maxAttempts = opts.maxAttempts ?? 3;
   const maxResponseBytes = opts.maxResponseBytes ?? 16 * 1024 * 1024;
+  const laneQuietMs = opts.laneQuietMs ?? LANE_QUIET_MS;
   const unavailable = (): ConnectError =>
     new ConnectError(`the ${opts.name} service is unavailable: retry shortly`, Code.Unavailable);
 
@@ -228,14 +231,14 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
               maxResponseBytes,
             };
             // HTTP/1.1 only while the instance's HTTP/2 session has carried no unary call for
-            // LANE_QUIET_MS: once calls overflow onto it (load), new ones join it until it has
+            // laneQuietMs (LANE_QUIET_MS): once calls overflow onto it (load), new ones join it until it has
             // been quiet that long — at saturation the lane's one-request-per-wake-up costs the
             // service more than it saves here, and a session that empties for an instant between
             // two bursts is not quiet (connect-unary-http1.ts, bench/gateway/RESULTS.md).
             const h2 = http2UnaryOf(instance);
             const now = performance.now();
             const viaLane =
-              h2.inFlight === 0 && now - h2.lastActiveAt >= LANE_QUIET_MS
+              h2.inFlight === 0 && now - h2.lastActiveAt >= laneQuietMs
                 ? instance.http1?.trySend(exchange)
                 : undefined;
             if (viaLane !== undefined) return viaLane;
