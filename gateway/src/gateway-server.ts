@@ -41,7 +41,7 @@ import {
 import { createPassthrough } from "./passthrough.js";
 import { discardRequestBody } from "./request-body.js";
 import { createRestHandler } from "./rest-handler.js";
-import { createRouteTable, type RouteLookup, type RouteTable } from "./route-table.js";
+import { createRouteTable, type RouteMatch, type RouteTable } from "./route-table.js";
 import { sendRpcError, type RpcProtocol } from "./rpc-error-response.js";
 import { createUpstreamHealth } from "./upstream-health.js";
 import { createUpstreams, type ResilienceOptions, type Upstream } from "./upstreams.js";
@@ -144,7 +144,7 @@ interface Operation {
   readonly label: string;
   readonly upstream: string | undefined;
   /** The REST route matched (handed to the REST handler, which would otherwise match it again). */
-  readonly route?: Extract<RouteLookup, { kind: "found" }>;
+  readonly route?: RouteMatch;
 }
 
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
@@ -289,7 +289,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     let serviceName: string;
     let methodName: string;
     let label: string | undefined;
-    let route: Extract<RouteLookup, { kind: "found" }> | undefined;
+    let route: RouteMatch | undefined;
     if (protocol) {
       const match = PROCEDURE.exec(path);
       if (!match) return undefined;

@@ -14,7 +14,7 @@ import { PathDecodeError, type PathBindings } from "./path-template.js";
 import { discardRequestBody, readRequestBody } from "./request-body.js";
 import { MAX_JSON_DEPTH, jsonNestingDepth } from "./json-depth.js";
 import { findMissingRequiredFields, type PartialUpdate } from "./required-fields.js";
-import type { Route, RouteLookup, RouteTable } from "./route-table.js";
+import type { Route, RouteLookup, RouteMatch, RouteTable } from "./route-table.js";
 import { transcodeRequest, transcodeResponse } from "./transcode.js";
 import { plainHeadersOf } from "./edge/balanced-transport.js";
 import { upstreamFailure, type Upstreams } from "./upstreams.js";
@@ -37,10 +37,7 @@ export interface RestHandlerOptions {
  * Serves one REST request; resolves with the matched route's label (`POST /v1/echo`) for metrics.
  * `matched` is the route table's answer for this request when the caller already looked it up.
  */
-export type RestHandler = (
-  exchange: Exchange,
-  matched?: Extract<RouteLookup, { kind: "found" }>,
-) => Promise<string>;
+export type RestHandler = (exchange: Exchange, matched?: RouteMatch) => Promise<string>;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 

@@ -37,8 +37,15 @@ export interface Route {
   readonly updateMaskField: DescField | undefined;
 }
 
+/** A request's route, with the values its path template bound. */
+export interface RouteMatch {
+  readonly kind: "found";
+  readonly route: Route;
+  readonly bindings: PathBindings;
+}
+
 export type RouteLookup =
-  | { readonly kind: "found"; readonly route: Route; readonly bindings: PathBindings }
+  | RouteMatch
   | { readonly kind: "method-not-allowed"; readonly allow: readonly string[] }
   | { readonly kind: "not-found" };
 

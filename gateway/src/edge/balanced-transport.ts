@@ -336,7 +336,7 @@ const LANE_QUIET_MS = 20;
  * A unary response's headers as received (lower-case names, `trailer-` ones included), for callers
  * in the gateway that read one or two of them without paying for two Headers objects.
  */
-export const plainResponseHeaders = Symbol("plainResponseHeaders");
+const plainResponseHeaders = Symbol("plainResponseHeaders");
 
 interface WithPlainHeaders {
   readonly [plainResponseHeaders]: Readonly<Record<string, string>>;
