@@ -48,6 +48,22 @@ async function streamMessages() {
   return messages;
 }
 
+/** Commits one UserRegistered event in a transaction of its own; resolves with its id. */
+function commitEvent(email: string): Promise<string> {
+  return env.db
+    .transaction()
+    .execute((trx) =>
+      appendEvent(trx, UserRegisteredSchema, aUserRegistered(email), { source: "zero.test" }),
+    );
+}
+
+/** Commits `count` events one after another (so in this order); resolves with their ids. */
+async function commitEvents(count: number, prefix: string): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) ids.push(await commitEvent(`${prefix}${i}@example.com`));
+  return ids;
+}
+
 async function unpublished(): Promise<number> {
   const row = await env.db
     .selectFrom("kit_outbox")
@@ -63,11 +79,7 @@ describe("appendEvent + relay", () => {
     try {
       const tracer = trace.getTracer("test");
       const { eventId, appendSpan } = await tracer.startActiveSpan("register", async (span) => {
-        const id = await env.db
-          .transaction()
-          .execute((trx) =>
-            appendEvent(trx, UserRegisteredSchema, aUserRegistered(), { source: "zero.test" }),
-          );
+        const id = await commitEvent("ada@example.com");
         span.end();
         return { eventId: id, appendSpan: span.spanContext() };
       });
@@ -115,11 +127,7 @@ describe("appendEvent + relay", () => {
         }),
       ).rejects.toThrow("business rule failed");
       // A committed event after it: once it is on the stream, the relay has passed the rollback.
-      const committed = await env.db.transaction().execute((trx) =>
-        appendEvent(trx, UserRegisteredSchema, aUserRegistered("kept@example.com"), {
-          source: "zero.test",
-        }),
-      );
+      const committed = await commitEvent("kept@example.com");
       relay.wake();
       await waitFor("the committed event", async () => (await unpublished()) === 0);
       const messages = await streamMessages();
@@ -141,13 +149,7 @@ describe("appendEvent + relay", () => {
     try {
       const ids: string[] = [];
       for (let i = 0; i < 40; i++) {
-        ids.push(
-          await env.db.transaction().execute((trx) =>
-            appendEvent(trx, UserRegisteredSchema, aUserRegistered(`o${i}@example.com`), {
-              source: "zero.test",
-            }),
-          ),
-        );
+        ids.push(await commitEvent(`o${i}@example.com`));
         relay.wake();
       }
       await waitFor("all events published", async () => (await unpublished()) === 0);
@@ -160,16 +162,7 @@ describe("appendEvent + relay", () => {
   });
 
   it("drains a backlog of many batches (pipelined) in commit order, each event published once", async () => {
-    const ids: string[] = [];
-    for (let i = 0; i < 53; i++) {
-      ids.push(
-        await env.db.transaction().execute((trx) =>
-          appendEvent(trx, UserRegisteredSchema, aUserRegistered(`b${i}@example.com`), {
-            source: "zero.test",
-          }),
-        ),
-      );
-    }
+    const ids = await commitEvents(53, "b");
     // 53 rows in batches of 4: the next batch is locked while one is published and the previous
     // one commits, so three transactions overlap.
     const relay = startRelay({ db: env.db, nc: env.nc, logger: env.log.logger, batchSize: 4 });
@@ -189,16 +182,7 @@ describe("appendEvent + relay", () => {
   });
 
   it("leaves no transaction open when NATS goes away mid-drain, and publishes the rest once it is back", async () => {
-    const ids: string[] = [];
-    for (let i = 0; i < 400; i++) {
-      ids.push(
-        await env.db.transaction().execute((trx) =>
-          appendEvent(trx, UserRegisteredSchema, aUserRegistered(`n${i}@example.com`), {
-            source: "zero.test",
-          }),
-        ),
-      );
-    }
+    const ids = await commitEvents(400, "n");
     const relay = startRelay({
       db: env.db,
       nc: env.nc,
@@ -233,16 +217,7 @@ describe("appendEvent + relay", () => {
   });
 
   it("recovers when Postgres kills its transactions mid-drain: nothing stays locked, each event once", async () => {
-    const ids: string[] = [];
-    for (let i = 0; i < 400; i++) {
-      ids.push(
-        await env.db.transaction().execute((trx) =>
-          appendEvent(trx, UserRegisteredSchema, aUserRegistered(`k${i}@example.com`), {
-            source: "zero.test",
-          }),
-        ),
-      );
-    }
+    const ids = await commitEvents(400, "k");
     const relay = startRelay({
       db: env.db,
       nc: env.nc,
@@ -275,13 +250,7 @@ describe("appendEvent + relay", () => {
     try {
       const ids: string[] = [];
       for (let i = 0; i < 60; i++) {
-        ids.push(
-          await env.db.transaction().execute((trx) =>
-            appendEvent(trx, UserRegisteredSchema, aUserRegistered(`u${i}@example.com`), {
-              source: "zero.test",
-            }),
-          ),
-        );
+        ids.push(await commitEvent(`u${i}@example.com`));
         if (i % 10 === 0) relays.forEach((r) => r.wake());
       }
       relays.forEach((r) => r.wake());
