@@ -1,10 +1,10 @@
 import type { Logger } from "@zero/kit/log";
+import { startPeriodicJob, type PeriodicJob } from "@zero/kit/periodic";
 import { sql, type Kysely, type Transaction } from "kysely";
 import type { DB, PaymentRow } from "./db/schema.js";
 import { findPayment, updatePayment } from "./payment-store.js";
 import { transitionPayment } from "./payment-transition.js";
 import type { ChargeLookup, PaymentProvider } from "./provider.js";
-import { startPeriodicJob, type PeriodicJob } from "@zero/kit/periodic";
 
 // The reconciliation sweep. ProcessPayment commits `pending → processing`, calls the provider, and
 // records the answer in a second transaction; a process that dies in between leaves the payment
