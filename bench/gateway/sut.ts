@@ -30,8 +30,6 @@ export interface SutOptions {
   redisUrl?: string;
   /** gateway: the OpenTelemetry SDK with a batch span processor (spans made and exported). */
   tracing?: boolean;
-  /** gateway: the HTTP/1.1 lane's settings, for experiments (default: the gateway's defaults). */
-  lane?: { http1Connections?: number };
 }
 
 const [role = "", optionsJson = "{}"] = process.argv.slice(2);
@@ -110,7 +108,7 @@ async function start(): Promise<string> {
                 limits: { default: { limit: 1_000_000_000, periodMs: 60_000 }, routes: [], users: {} },
               },
             }),
-        resilience: { healthCheckIntervalMs: 5_000, ...opts.lane },
+        resilience: { healthCheckIntervalMs: 5_000 },
       });
       return gateway.url;
     }

@@ -62,6 +62,11 @@ export interface ResilienceOptions {
    * HTTP/2 only.
    */
   readonly http1Connections?: number;
+  /**
+   * How long an instance's HTTP/2 session must have carried no unary call before calls go back to
+   * the lane; default 20 ms (balanced-transport.ts says why).
+   */
+  readonly http1QuietMs?: number;
 }
 
 export interface UpstreamsOptions extends ResilienceOptions {
@@ -129,6 +134,7 @@ export function createUpstreams(opts: UpstreamsOptions): Upstreams {
         defaultTimeoutMs: opts.defaultTimeoutMs,
         edgeCallOf: opts.edgeCallOf ?? (() => undefined),
         ...(opts.observer ? { observer: opts.observer } : {}),
+        ...(opts.http1QuietMs === undefined ? {} : { laneQuietMs: opts.http1QuietMs }),
       }),
     };
     byName.set(name, upstream);

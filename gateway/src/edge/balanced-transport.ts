@@ -53,6 +53,8 @@ export interface BalancedTransportOptions {
   readonly maxAttempts?: number;
   /** Default 16 MiB. */
   readonly maxResponseBytes?: number;
+  /** How long an instance's HTTP/2 session must be quiet before unary calls take its lane again; default LANE_QUIET_MS. */
+  readonly laneQuietMs?: number;
 }
 
 /**
@@ -69,6 +71,7 @@ export interface BalancedTransportOptions {
 export function createBalancedTransport(opts: BalancedTransportOptions): Transport {
   const maxAttempts = opts.maxAttempts ?? 3;
   const maxResponseBytes = opts.maxResponseBytes ?? 16 * 1024 * 1024;
+  const laneQuietMs = opts.laneQuietMs ?? LANE_QUIET_MS;
   const unavailable = (): ConnectError =>
     new ConnectError(`the ${opts.name} service is unavailable: retry shortly`, Code.Unavailable);
 
@@ -95,15 +98,16 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
   const isSafe = (method: DescMethod, edge: EdgeCall | undefined): boolean =>
     method.idempotency === MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS || edge?.safeHttpMethod === true;
 
-  // Unary calls on each instance's HTTP/2 session, and how busy the instance is (see send below).
-  const unaryCalls = new WeakMap<UpstreamInstance, UnaryCalls>();
-  const unaryCallsOf = (instance: UpstreamInstance): UnaryCalls => {
-    let calls = unaryCalls.get(instance);
-    if (calls === undefined) {
-      calls = { http2InFlight: 0, averageInFlight: 0 };
-      unaryCalls.set(instance, calls);
+  // Unary calls on each instance's HTTP/2 session: how many are in flight, and when one last
+  // started or ended (see send below).
+  const http2Unary = new WeakMap<UpstreamInstance, { inFlight: number; lastActiveAt: number }>();
+  const http2UnaryOf = (instance: UpstreamInstance): { inFlight: number; lastActiveAt: number } => {
+    let state = http2Unary.get(instance);
+    if (state === undefined) {
+      state = { inFlight: 0, lastActiveAt: -Infinity };
+      http2Unary.set(instance, state);
     }
-    return calls;
+    return state;
   };
 
   /** Runs `attempt` on instances until one answers or retrying would be wrong. */
@@ -226,33 +230,24 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
               signal: req.signal,
               maxResponseBytes,
             };
-            // HTTP/1.1 only while the instance is lightly loaded: its HTTP/2 session carries no
-            // unary call, and the calls in flight to it, averaged over its last calls, are below
-            // LANE_MAX_AVERAGE_IN_FLIGHT. Under load calls overlap, the average climbs and they
-            // stay on HTTP/2 — at saturation the lane's one-request-per-wake-up costs the service
-            // more than it saves here, and the session empties for instants between bursts, so
-            // an empty session alone says nothing. After a burst the average decays within a few
-            // calls, however many arrive per second (connect-unary-http1.ts, bench/gateway/RESULTS.md).
-            const calls = unaryCallsOf(instance);
-            const lane = instance.http1;
-            const inFlight = calls.http2InFlight + (lane?.inFlight ?? 0);
-            calls.averageInFlight += (inFlight - calls.averageInFlight) * LOAD_SMOOTHING;
+            // HTTP/1.1 only while the instance's HTTP/2 session has carried no unary call for
+            // laneQuietMs (LANE_QUIET_MS): once calls overflow onto it (load), new ones join it until it has
+            // been quiet that long — at saturation the lane's one-request-per-wake-up costs the
+            // service more than it saves here, and a session that empties for an instant between
+            // two bursts is not quiet (connect-unary-http1.ts, bench/gateway/RESULTS.md).
+            const h2 = http2UnaryOf(instance);
+            const now = performance.now();
             const viaLane =
-              calls.http2InFlight === 0 && calls.averageInFlight < LANE_MAX_AVERAGE_IN_FLIGHT
-                ? lane?.trySend(exchange)
+              h2.inFlight === 0 && now - h2.lastActiveAt >= laneQuietMs
+                ? instance.http1?.trySend(exchange)
                 : undefined;
             if (viaLane !== undefined) return viaLane;
-            calls.http2InFlight++;
-            return sendConnectUnary(instance.sessions, exchange).then(
-              (result) => {
-                calls.http2InFlight--;
-                return result;
-              },
-              (error: unknown) => {
-                calls.http2InFlight--;
-                throw error;
-              },
-            );
+            h2.inFlight++;
+            h2.lastActiveAt = now;
+            return sendConnectUnary(instance.sessions, exchange).finally(() => {
+              h2.inFlight--;
+              h2.lastActiveAt = performance.now();
+            });
           },
           (error) =>
             error instanceof UnaryCallFailure
@@ -330,21 +325,12 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
 }
 
 /**
- * The lane takes calls while fewer than this many calls to the instance are in flight on average
- * (sampled as each call starts): at half load on one core that average stays well under one, a
- * saturated gateway keeps dozens in flight. A/B runs: bench/gateway/RESULTS.md.
+ * How long an instance's HTTP/2 session must have carried no unary call before calls go back to
+ * its HTTP/1.1 lane. A/B runs at saturation (bench/gateway/RESULTS.md): with 5 ms a saturated
+ * gateway still found the session quiet often enough to lose ~5 % throughput, with 20 or 50 ms it
+ * did not; 50 ms kept more calls on HTTP/2 after a burst at half load (higher p50).
  */
-const LANE_MAX_AVERAGE_IN_FLIGHT = 1.5;
-
-/** Weight of the newest sample in that average: after a burst, ~16 calls bring 50 down to 1.5. */
-const LOAD_SMOOTHING = 0.2;
-
-/** Unary calls to one instance. */
-interface UnaryCalls {
-  http2InFlight: number;
-  /** Calls in flight (both protocols) as each call started, exponentially averaged. */
-  averageInFlight: number;
-}
+const LANE_QUIET_MS = 20;
 
 /**
  * A unary response's headers as received (lower-case names, `trailer-` ones included), for callers

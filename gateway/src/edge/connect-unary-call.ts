@@ -16,8 +16,8 @@ import {
 // controllers, async iterables, a DOMException per call). Only what the gateway needs: no
 // compression (none is offered, so none comes back), no streaming (that goes through connect-node).
 //
-// While the instance is lightly loaded, calls take its HTTP/1.1 lane instead (balanced-transport.ts
-// decides; connect-unary-http1.ts says why both).
+// While this session has been quiet (no unary call for 20 ms), calls take the instance's HTTP/1.1
+// lane instead (balanced-transport.ts decides; connect-unary-http1.ts says why both).
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 

@@ -10,17 +10,16 @@ import {
 } from "./unary-exchange.js";
 
 // The low-load lane of an upstream instance: a few HTTP/1.1 keep-alive connections for Connect
-// unary calls, used while the instance is lightly loaded — its HTTP/2 session carries no unary
-// call and fewer than 1.5 calls to it are in flight on average (balanced-transport.ts decides).
-// Why both (bench/gateway/RESULTS.md):
+// unary calls, used while the instance's HTTP/2 session has carried no unary call for 20 ms
+// (balanced-transport.ts decides); once calls overflow onto HTTP/2, new ones join it until it has
+// been quiet that long. Why both (bench/gateway/RESULTS.md):
 // - one call at a time, an HTTP/1.1 exchange costs the gateway less CPU and less latency than a
 //   stream on Node's HTTP/2 session: the gateway-added p50 at half load fell from ~0.43 to ~0.30 ms;
 // - under load, one HTTP/2 session hands the service several requests per socket read, which
 //   costs it less per call than one request per connection and wake-up. A lane used whenever it
 //   had a free connection cut saturation throughput by ~25 %; one used whenever the session was
-//   empty at that instant still cost ~5 % (it empties between bursts). A quiet period (20 ms
-//   without a call on the session) fixed saturation but kept the lane unused at any rate above
-//   ~50 calls/s after the first burst; the average load does neither.
+//   empty at that instant still cost ~5 % (it empties between bursts); with the quiet period the
+//   lane is on par with HTTP/2 only at saturation.
 // Services serve both on one port (the kit's listener sniffs the protocol).
 
 export interface Http1Lane {
@@ -29,8 +28,6 @@ export interface Http1Lane {
    * `maxInFlight` calls already use the lane (the caller then uses the HTTP/2 session).
    */
   trySend(call: UnaryExchange): Promise<UnaryResult> | undefined;
-  /** Calls it carries now. */
-  readonly inFlight: number;
   /** Closes the idle connections and refuses new calls. */
   close(): void;
 }
@@ -62,9 +59,6 @@ export function createHttp1Lane(baseUrl: string, opts: { maxInFlight: number }):
       return send(agent, host, port, call, () => (pausedUntil = performance.now() + PAUSE_MS)).finally(
         () => inFlight--,
       );
-    },
-    get inFlight() {
-      return inFlight;
     },
     close() {
       closed = true;
