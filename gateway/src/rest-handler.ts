@@ -11,7 +11,7 @@ import { asConnectError, httpErrorBody } from "./error-body.js";
 import type { EdgeAccess } from "./edge-access.js";
 import { requestHeader, sendHttpError, sendJson, type Exchange } from "./http-exchange.js";
 import { PathDecodeError, type PathBindings } from "./path-template.js";
-import { discardRequestBody, readRequestBody } from "./request-body.js";
+import { discardRequestBody, readRequestBody, type BodyResult } from "./request-body.js";
 import { MAX_JSON_DEPTH, jsonNestingDepth } from "./json-depth.js";
 import { findMissingRequiredFields, type PartialUpdate } from "./required-fields.js";
 import type { Route, RouteLookup, RouteMatch, RouteTable } from "./route-table.js";
@@ -100,7 +100,8 @@ async function serve(
   // Refuse before reading a byte of the body: an anonymous caller cannot make us buffer 1 MiB.
   await opts.access.authorize(route.method, authorization);
 
-  const read = await readJsonBody(exchange, route, opts.maxBodyBytes);
+  const reading = readJsonBody(exchange, route, opts.maxBodyBytes);
+  const read = reading instanceof Promise ? await reading : reading;
   if (read.kind === "answered") return;
   const body = read.json;
 
@@ -210,10 +211,17 @@ function isUtf8Json(contentType: string): boolean {
   return mediaType === "application/json" && (charset === undefined || charset === "utf-8");
 }
 
-async function readJsonBody(exchange: Exchange, route: Route, limit: number): Promise<JsonBody> {
-  const { req } = exchange;
+/** The body as the route takes it; synchronous when it has already arrived (request-body.ts). */
+function readJsonBody(exchange: Exchange, route: Route, limit: number): JsonBody | Promise<JsonBody> {
   // Always read (an absent body ends at once): HTTP/2 requests need not declare a body in a header.
-  const result = await readRequestBody(req, limit);
+  const result = readRequestBody(exchange.req, limit);
+  return result instanceof Promise
+    ? result.then((arrived) => jsonBodyOf(exchange, route, limit, arrived))
+    : jsonBodyOf(exchange, route, limit, result);
+}
+
+function jsonBodyOf(exchange: Exchange, route: Route, limit: number, result: BodyResult): JsonBody {
+  const { req } = exchange;
   if (result.kind === "too-large") {
     const error = new DomainError(
       "invalid_argument",
