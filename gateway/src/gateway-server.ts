@@ -463,14 +463,18 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     );
     const ctx = trace.setSpan(parent, span).setValue(requestIdContextKey, requestId);
 
-    const handle = async (): Promise<string> => {
-      // Without a limiter there is nothing to wait for (an await is a turn of the event loop's queue).
-      if (limiter && !(await admit(exchange, protocol, operation, client.ip)))
-        return operation?.label ?? "unmatched";
-      return context.with(ctx, () =>
+    const serve = (): Promise<string> =>
+      context.with(ctx, () =>
         protocol ? passthrough.handle(exchange, protocol) : rest(exchange, operation?.route),
       );
-    };
+    // Without a limiter there is nothing to wait for: no async wrapper (its promise and await are a
+    // turn of the microtask queue, and async-hook work when tracing is on).
+    const handle = (): Promise<string> =>
+      limiter
+        ? admit(exchange, protocol, operation, client.ip).then((admitted) =>
+            admitted ? serve() : (operation?.label ?? "unmatched"),
+          )
+        : serve();
 
     const record = (label: string): void => {
       try {

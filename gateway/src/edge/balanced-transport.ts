@@ -178,7 +178,9 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
   };
 
   return {
-    async unary<I extends DescMessage, O extends DescMessage>(
+    // Not an async function, nor is send: every REST request comes through here, and each async
+    // function and await is one promise more per call — async-hook work when tracing is on.
+    unary<I extends DescMessage, O extends DescMessage>(
       method: DescMethodUnary<I, O>,
       signal: AbortSignal | undefined,
       timeoutMs: number | undefined,
@@ -186,119 +188,125 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
       input: MessageInitShape<I>,
       contextValues?: ContextValues,
     ): Promise<UnaryResponse<I, O>> {
-      const edge = opts.edgeCallOf(signal);
-      const path = `/${method.parent.typeName}/${method.name}`;
-      const deadline = Date.now() + deadlineOf(path.slice(1), edge, timeoutMs);
-      // A plain record (the REST handler's) becomes a Headers object only if an interceptor reads
-      // it — the tracing interceptor does when the request is traced; otherwise it goes to the wire
-      // as it is, which saves undici's per-value validation twice per call.
-      const plain = isPlainRecord(header) ? header : undefined;
-      let headers = plain === undefined ? headersOf(header) : undefined;
-      const request: UnaryRequest<I, O> = {
-        stream: false,
-        service: method.parent,
-        method,
-        requestMethod: "POST",
-        url: path,
-        signal: signal ?? new AbortController().signal,
-        get header() {
-          return (headers ??= new Headers(plain));
-        },
-        contextValues: contextValues ?? createContextValues(),
-        message: create(method.input, input),
-      };
-      const safe = isSafe(method, edge);
-
-      const send = async (req: UnaryRequest<I, O>): Promise<UnaryResponse<I, O>> => {
-        const body = toBinary(method.input, req.message);
-        const outgoing: OutgoingHttpHeaders = {};
-        if (req === request && headers === undefined) Object.assign(outgoing, plain);
-        else
-          req.header.forEach((value, key) => {
-            outgoing[key] = value;
-          });
-        addForwarded(outgoing, edge);
-        const result = await withRetries(
-          safe,
-          deadline,
-          (instance, remainingMs) => {
-            const exchange = {
-              path,
-              headers: outgoing,
-              body,
-              timeoutMs: remainingMs,
-              signal: req.signal,
-              maxResponseBytes,
-            };
-            // HTTP/1.1 only while the instance's HTTP/2 session has carried no unary call for
-            // laneQuietMs (LANE_QUIET_MS): once calls overflow onto it (load), new ones join it until it has
-            // been quiet that long — at saturation the lane's one-request-per-wake-up costs the
-            // service more than it saves here, and a session that empties for an instant between
-            // two bursts is not quiet (connect-unary-http1.ts, bench/gateway/RESULTS.md).
-            const h2 = http2UnaryOf(instance);
-            const now = performance.now();
-            const viaLane =
-              h2.inFlight === 0 && now - h2.lastActiveAt >= laneQuietMs
-                ? instance.http1?.trySend(exchange)
-                : undefined;
-            if (viaLane !== undefined) return viaLane;
-            h2.inFlight++;
-            h2.lastActiveAt = now;
-            const settled = (): void => {
-              h2.inFlight--;
-              h2.lastActiveAt = performance.now();
-            };
-            // Not `.finally`: it makes two more promises per call (async-hook work when traced).
-            return sendConnectUnary(instance.sessions, exchange).then(
-              (result) => {
-                settled();
-                return result;
-              },
-              (error: unknown) => {
-                settled();
-                throw error;
-              },
-            );
-          },
-          (error) =>
-            error instanceof UnaryCallFailure
-              ? error
-              : { sent: true, transport: false, error: ConnectError.from(error) },
-        );
-        let message;
-        try {
-          message = fromBinary(method.output, result.body);
-        } catch (cause) {
-          throw new ConnectError(
-            `the ${opts.name} service sent a response that does not parse`,
-            Code.Internal,
-            undefined,
-            undefined,
-            cause,
-          );
-        }
-        // Headers objects are dear and the REST handler never reads them: built on first use.
-        let split: { header: Headers; trailer: Headers } | undefined;
-        const response: UnaryResponse<I, O> & WithPlainHeaders = {
-          [plainResponseHeaders]: result.headers,
+      try {
+        const edge = opts.edgeCallOf(signal);
+        const path = `/${method.parent.typeName}/${method.name}`;
+        const deadline = Date.now() + deadlineOf(path.slice(1), edge, timeoutMs);
+        // A plain record (the REST handler's) becomes a Headers object only if an interceptor reads
+        // it — the tracing interceptor does when the request is traced; otherwise it goes to the wire
+        // as it is, which saves undici's per-value validation twice per call.
+        const plain = isPlainRecord(header) ? header : undefined;
+        let headers = plain === undefined ? headersOf(header) : undefined;
+        const request: UnaryRequest<I, O> = {
           stream: false,
           service: method.parent,
           method,
+          requestMethod: "POST",
+          url: path,
+          signal: signal ?? new AbortController().signal,
           get header() {
-            return (split ??= splitUnaryHeaders(result.headers)).header;
+            return (headers ??= new Headers(plain));
           },
-          get trailer() {
-            return (split ??= splitUnaryHeaders(result.headers)).trailer;
-          },
-          message,
+          contextValues: contextValues ?? createContextValues(),
+          message: create(method.input, input),
         };
-        return response;
-      };
-      const chained = opts.interceptors.reduceRight<AnyFn>(
-        (next, interceptor) => interceptor(next),
-        send as unknown as AnyFn,
-      );
-      return (await chained(request)) as UnaryResponse<I, O>;
+        const safe = isSafe(method, edge);
+
+        const send = (req: UnaryRequest<I, O>): Promise<UnaryResponse<I, O>> => {
+          const body = toBinary(method.input, req.message);
+          const outgoing: OutgoingHttpHeaders = {};
+          if (req === request && headers === undefined) Object.assign(outgoing, plain);
+          else
+            req.header.forEach((value, key) => {
+              outgoing[key] = value;
+            });
+          addForwarded(outgoing, edge);
+          return withRetries(
+            safe,
+            deadline,
+            (instance, remainingMs) => {
+              const exchange = {
+                path,
+                headers: outgoing,
+                body,
+                timeoutMs: remainingMs,
+                signal: req.signal,
+                maxResponseBytes,
+              };
+              // HTTP/1.1 only while the instance's HTTP/2 session has carried no unary call for
+              // laneQuietMs (LANE_QUIET_MS): once calls overflow onto it (load), new ones join it until it has
+              // been quiet that long — at saturation the lane's one-request-per-wake-up costs the
+              // service more than it saves here, and a session that empties for an instant between
+              // two bursts is not quiet (connect-unary-http1.ts, bench/gateway/RESULTS.md).
+              const h2 = http2UnaryOf(instance);
+              const now = performance.now();
+              const viaLane =
+                h2.inFlight === 0 && now - h2.lastActiveAt >= laneQuietMs
+                  ? instance.http1?.trySend(exchange)
+                  : undefined;
+              if (viaLane !== undefined) return viaLane;
+              h2.inFlight++;
+              h2.lastActiveAt = now;
+              const settled = (): void => {
+                h2.inFlight--;
+                h2.lastActiveAt = performance.now();
+              };
+              // Not `.finally`: it makes two more promises per call (async-hook work when traced).
+              return sendConnectUnary(instance.sessions, exchange).then(
+                (result) => {
+                  settled();
+                  return result;
+                },
+                (error: unknown) => {
+                  settled();
+                  throw error;
+                },
+              );
+            },
+            (error) =>
+              error instanceof UnaryCallFailure
+                ? error
+                : { sent: true, transport: false, error: ConnectError.from(error) },
+          ).then((result): UnaryResponse<I, O> => {
+            let message;
+            try {
+              message = fromBinary(method.output, result.body);
+            } catch (cause) {
+              throw new ConnectError(
+                `the ${opts.name} service sent a response that does not parse`,
+                Code.Internal,
+                undefined,
+                undefined,
+                cause,
+              );
+            }
+            // Headers objects are dear and the REST handler never reads them: built on first use.
+            let split: { header: Headers; trailer: Headers } | undefined;
+            const response: UnaryResponse<I, O> & WithPlainHeaders = {
+              [plainResponseHeaders]: result.headers,
+              stream: false,
+              service: method.parent,
+              method,
+              get header() {
+                return (split ??= splitUnaryHeaders(result.headers)).header;
+              },
+              get trailer() {
+                return (split ??= splitUnaryHeaders(result.headers)).trailer;
+              },
+              message,
+            };
+            return response;
+          });
+        };
+        const chained = opts.interceptors.reduceRight<AnyFn>(
+          (next, interceptor) => interceptor(next),
+          send as unknown as AnyFn,
+        );
+        return chained(request) as Promise<UnaryResponse<I, O>>;
+      } catch (error) {
+        // A rejection, as from an async function (connect's own transports reject with ConnectErrors).
+        return Promise.reject(ConnectError.from(error));
+      }
     },
 
     async stream<I extends DescMessage, O extends DescMessage>(

@@ -21,23 +21,27 @@ import {
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
-export async function sendConnectUnary(
-  sessions: Http2SessionManager,
-  call: UnaryExchange,
-): Promise<UnaryResult> {
+export function sendConnectUnary(sessions: Http2SessionManager, call: UnaryExchange): Promise<UnaryResult> {
   const timeoutMs = Math.max(1, Math.floor(call.timeoutMs));
   const headers = addConnectUnaryHeaders(call, timeoutMs);
-  let stream: http2.ClientHttp2Stream;
-  try {
-    stream = await sessions.request("POST", call.path, headers, {});
-  } catch (cause) {
-    throw new UnaryCallFailure(
-      new ConnectError("connection to the upstream failed", Code.Unavailable, undefined, undefined, cause),
-      false,
-      true,
-    );
-  }
+  // then() rather than async/await: one promise less per call (async-hook work when traced).
+  return sessions.request("POST", call.path, headers, {}).then(
+    (stream) => exchangeOn(stream, call, timeoutMs),
+    (cause: unknown) => {
+      throw new UnaryCallFailure(
+        new ConnectError("connection to the upstream failed", Code.Unavailable, undefined, undefined, cause),
+        false,
+        true,
+      );
+    },
+  );
+}
 
+function exchangeOn(
+  stream: http2.ClientHttp2Stream,
+  call: UnaryExchange,
+  timeoutMs: number,
+): Promise<UnaryResult> {
   return settleUnaryExchange(
     call,
     timeoutMs,
