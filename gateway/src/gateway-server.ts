@@ -150,7 +150,7 @@ interface Operation {
 
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const { logger } = opts;
-  // Every upstream call opens an HTTP/2 stream, and Node 20 pays ~10 µs per stream for a deprecated
+  // Every upstream call opens an HTTP/2 stream, and Node 20 pays ~12 µs per stream for a deprecated
   // property in it: replaced by an equivalent (edge/async-resource-bind.ts).
   useSharedAccessorsInAsyncResourceBind();
   const tls = opts.tls !== undefined;

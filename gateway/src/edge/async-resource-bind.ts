@@ -5,11 +5,11 @@ import { deprecate } from "node:util";
 // (lib/internal/http2/core.js: `reqAsync.bind(requestOnConnect.bind(…))`), and each
 // `AsyncResource#bind` defines the deprecated `asyncResource` property (DEP0172) with two new
 // `util.deprecate` wrappers — each a `setPrototypeOf` on a fresh function plus a materialised
-// `prototype` object. That is ~10 µs per upstream call on the gateway's hot path (measured: 11.9 µs
-// against 1.1–1.7 µs for the bind below; about 5 % of the gateway's CPU per REST request,
-// bench/gateway/RESULTS.md). Node will drop the property (nodejs/node#58618); until then, this
-// process uses a bind that behaves the same — same async scope, `this`, `length`, and the same
-// deprecated property with its warning — with two accessors shared by every bound function.
+// `prototype` object. That is ~12 µs per upstream call on the gateway's hot path (`pnpm --filter
+// @zero/bench gateway:bind`: 13.3 µs against 1.1 µs for the bind below; bench/gateway/RESULTS.md).
+// Node plans to drop the property (nodejs/node#58618, open); until then, this process uses a bind
+// that behaves the same — same async scope, `this`, `length`, and the same deprecated property
+// with its warning — with two accessors shared by every bound function.
 
 const DEPRECATION = "The asyncResource property on bound functions is deprecated";
 const resourceOf = Symbol("asyncResource");

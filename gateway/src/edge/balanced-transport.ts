@@ -21,7 +21,7 @@ import type {
 type HeadersInit = ConstructorParameters<typeof Headers>[0];
 type AnyFn = Parameters<Interceptor>[0];
 import { sendConnectUnary } from "./connect-unary-call.js";
-import { UnaryCallFailure } from "./unary-exchange.js";
+import { UnaryCallFailure, type UnaryExchange, type UnaryResult } from "./unary-exchange.js";
 import type { EdgeCall, EdgeCallLookup } from "./edge-call.js";
 import type { RetryBudget } from "./retry-budget.js";
 import type { UpstreamInstance, UpstreamPool } from "./upstream-pool.js";
@@ -108,6 +108,40 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
       http2Unary.set(instance, state);
     }
     return state;
+  };
+
+  /**
+   * One attempt on one instance: over HTTP/1.1 only while the instance's HTTP/2 session has carried
+   * no unary call for laneQuietMs (LANE_QUIET_MS). Once calls overflow onto it (load), new ones join
+   * it until it has been quiet that long — at saturation the lane's one-request-per-wake-up costs
+   * the service more than it saves here, and a session that empties for an instant between two
+   * bursts is not quiet (connect-unary-http1.ts, bench/gateway/RESULTS.md).
+   */
+  const sendUnary = (instance: UpstreamInstance, exchange: UnaryExchange): Promise<UnaryResult> => {
+    const h2 = http2UnaryOf(instance);
+    const now = performance.now();
+    const viaLane =
+      h2.inFlight === 0 && now - h2.lastActiveAt >= laneQuietMs
+        ? instance.http1?.trySend(exchange)
+        : undefined;
+    if (viaLane !== undefined) return viaLane;
+    h2.inFlight++;
+    h2.lastActiveAt = now;
+    const settled = (): void => {
+      h2.inFlight--;
+      h2.lastActiveAt = performance.now();
+    };
+    // Not `.finally`: it makes two more promises per call (async-hook work when traced).
+    return sendConnectUnary(instance.sessions, exchange).then(
+      (result) => {
+        settled();
+        return result;
+      },
+      (error: unknown) => {
+        settled();
+        throw error;
+      },
+    );
   };
 
   /** Runs `attempt` on instances until one answers or retrying would be wrong. */
@@ -224,79 +258,20 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
           return withRetries(
             safe,
             deadline,
-            (instance, remainingMs) => {
-              const exchange = {
+            (instance, remainingMs) =>
+              sendUnary(instance, {
                 path,
                 headers: outgoing,
                 body,
                 timeoutMs: remainingMs,
                 signal: req.signal,
                 maxResponseBytes,
-              };
-              // HTTP/1.1 only while the instance's HTTP/2 session has carried no unary call for
-              // laneQuietMs (LANE_QUIET_MS): once calls overflow onto it (load), new ones join it until it has
-              // been quiet that long — at saturation the lane's one-request-per-wake-up costs the
-              // service more than it saves here, and a session that empties for an instant between
-              // two bursts is not quiet (connect-unary-http1.ts, bench/gateway/RESULTS.md).
-              const h2 = http2UnaryOf(instance);
-              const now = performance.now();
-              const viaLane =
-                h2.inFlight === 0 && now - h2.lastActiveAt >= laneQuietMs
-                  ? instance.http1?.trySend(exchange)
-                  : undefined;
-              if (viaLane !== undefined) return viaLane;
-              h2.inFlight++;
-              h2.lastActiveAt = now;
-              const settled = (): void => {
-                h2.inFlight--;
-                h2.lastActiveAt = performance.now();
-              };
-              // Not `.finally`: it makes two more promises per call (async-hook work when traced).
-              return sendConnectUnary(instance.sessions, exchange).then(
-                (result) => {
-                  settled();
-                  return result;
-                },
-                (error: unknown) => {
-                  settled();
-                  throw error;
-                },
-              );
-            },
+              }),
             (error) =>
               error instanceof UnaryCallFailure
                 ? error
                 : { sent: true, transport: false, error: ConnectError.from(error) },
-          ).then((result): UnaryResponse<I, O> => {
-            let message;
-            try {
-              message = fromBinary(method.output, result.body);
-            } catch (cause) {
-              throw new ConnectError(
-                `the ${opts.name} service sent a response that does not parse`,
-                Code.Internal,
-                undefined,
-                undefined,
-                cause,
-              );
-            }
-            // Headers objects are dear and the REST handler never reads them: built on first use.
-            let split: { header: Headers; trailer: Headers } | undefined;
-            const response: UnaryResponse<I, O> & WithPlainHeaders = {
-              [plainResponseHeaders]: result.headers,
-              stream: false,
-              service: method.parent,
-              method,
-              get header() {
-                return (split ??= splitUnaryHeaders(result.headers)).header;
-              },
-              get trailer() {
-                return (split ??= splitUnaryHeaders(result.headers)).trailer;
-              },
-              message,
-            };
-            return response;
-          });
+          ).then((result) => unaryResponseOf(opts.name, method, result));
         };
         const chained = opts.interceptors.reduceRight<AnyFn>(
           (next, interceptor) => interceptor(next),
@@ -373,6 +348,42 @@ function isPlainRecord(header: HeadersInit | undefined): header is Record<string
     !Array.isArray(header) &&
     Object.getPrototypeOf(header) === Object.prototype
   );
+}
+
+/** The Connect response to a unary call, its headers made into Headers objects only when read. */
+function unaryResponseOf<I extends DescMessage, O extends DescMessage>(
+  upstream: string,
+  method: DescMethodUnary<I, O>,
+  result: UnaryResult,
+): UnaryResponse<I, O> {
+  let message;
+  try {
+    message = fromBinary(method.output, result.body);
+  } catch (cause) {
+    throw new ConnectError(
+      `the ${upstream} service sent a response that does not parse`,
+      Code.Internal,
+      undefined,
+      undefined,
+      cause,
+    );
+  }
+  // Headers objects are dear and the REST handler never reads them: built on first use.
+  let split: { header: Headers; trailer: Headers } | undefined;
+  const response: UnaryResponse<I, O> & WithPlainHeaders = {
+    [plainResponseHeaders]: result.headers,
+    stream: false,
+    service: method.parent,
+    method,
+    get header() {
+      return (split ??= splitUnaryHeaders(result.headers)).header;
+    },
+    get trailer() {
+      return (split ??= splitUnaryHeaders(result.headers)).trailer;
+    },
+    message,
+  };
+  return response;
 }
 
 /** connect-node's errors for a call that never reached the upstream (the connection failed first). */
