@@ -183,6 +183,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         maxRetriesPerRequest: 1,
         commandTimeout: 200,
         enableOfflineQueue: false,
+        // One revocation lookup per request: batched per event-loop turn, like the rate limiter's.
+        enableAutoPipelining: true,
       })
     : undefined;
   revocationRedis?.on("error", () => undefined); // reported by the revocation check itself, once

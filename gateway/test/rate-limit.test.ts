@@ -128,6 +128,20 @@ describe("rate limiting", () => {
     expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
   });
 
+  it("charges concurrent requests one by one (checks sent to Redis together still each count)", async () => {
+    const client = nextClient();
+    // Sent at once, so the gateway issues their checks in the same turns of its event loop and
+    // ioredis pipelines them; each is still its own atomic script run against the same bucket.
+    const responses = await Promise.all(Array.from({ length: 8 }, () => echoFrom(client)));
+    const statuses = responses.map((r) => r.status).sort();
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
+    const remaining = responses
+      .filter((r) => r.status === 200)
+      .map((r) => r.headers.get("ratelimit-remaining"))
+      .sort();
+    expect(remaining).toEqual(["0", "1", "2", "3", "4"]);
+  });
+
   it("applies a stricter route limit on top of the client's overall one", async () => {
     const client = nextClient();
     const fail = () =>

@@ -48,6 +48,10 @@ export function createRateLimiter(opts: RateLimiterOptions): RateLimiter {
     connectTimeout: 2_000,
     retryStrategy: (times) => Math.min(times * 200, 2_000),
     lazyConnect: false,
+    // Checks issued in the same turn of the event loop go out in one write and come back in one
+    // read: under load that is one syscall pair for many requests instead of one per request
+    // (bench/gateway RESULTS.md, session 5). Each check is still its own atomic script run.
+    enableAutoPipelining: true,
   });
   redis.defineCommand("zeroGcra", { lua: GCRA_SCRIPT });
   const gcra = (redis as unknown as { zeroGcra: GcraCommand }).zeroGcra.bind(redis);
