@@ -1,4 +1,4 @@
-import { createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import type { Client } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { SpanKind, SpanStatusCode, context, trace } from "@opentelemetry/api";
@@ -114,10 +114,14 @@ describe("RPC spans", () => {
   });
 
   it("mark server faults as errors, not the caller's mistakes", async () => {
-    await client.fail({ code: "not_found" }).catch(() => undefined);
+    // The client interceptor passes the service's error on unchanged, and records it on its span.
+    await expect(client.fail({ code: "not_found" })).rejects.toMatchObject({ code: Code.NotFound });
     const notFound = await spanNamed("zero.testing.v1.EchoService/Fail", SpanKind.SERVER);
     expect(notFound.status.code).toBe(SpanStatusCode.UNSET);
     expect(notFound.attributes["rpc.grpc.status_code"]).toBe(5);
+    const notFoundClient = await spanNamed("zero.testing.v1.EchoService/Fail", SpanKind.CLIENT);
+    expect(notFoundClient.attributes["rpc.grpc.status_code"]).toBe(5);
+    expect(notFoundClient.parentSpanContext).toBeUndefined();
 
     exporter.reset();
     await client.fail({ code: "bug" }).catch(() => undefined);
