@@ -13,7 +13,8 @@ set -euo pipefail
 A=$(cd "${1:?tree A}" && pwd); B=$(cd "${2:?tree B}" && pwd)
 ROUNDS=${3:-3}; SECONDS_PER_RUN=${4:-5}
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install -y wrk" >&2; exit 1; }
-PERF=$(perf stat -e instructions true >/dev/null 2>&1 && echo perf || true)
+# `perf stat` exits 0 on VMs without counters too, printing "<not supported>": look at what it counted.
+PERF=$(perf stat -x, -e instructions true 2>&1 >/dev/null | grep -q "^[0-9]" && echo perf || true)
 work=$(mktemp -d); pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
 

@@ -178,10 +178,13 @@ async function main(): Promise<void> {
 
   // Latency at half of the gateway's (median) saturation, the same rate on both paths, alternating.
   const rate = Math.max(50, Math.round(medians.rest.result.rps / 2));
-  const latency: { direct: LoadResult; gateway: LoadResult }[] = [];
+  const latency: { direct: Measurement; gateway: Measurement }[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     process.stderr.write(`round ${round}/${ROUNDS}: latency at ${rate} req/s …\n`);
-    latency.push({ direct: await openLoop(direct, rate), gateway: await openLoop(rest(plain), rate) });
+    latency.push({
+      direct: await openLoop("direct", { echo }, direct, rate),
+      gateway: await openLoop("rest", { gateway: plain, echo }, rest(plain), rate),
+    });
   }
 
   facts.loadAtStart += ` → ${os
@@ -290,8 +293,28 @@ function cpuTicks(pid: number): number {
 
 async function throughput(name: string, suts: Record<string, Sut>, target: Target): Promise<Measurement> {
   await load(target, { seconds: WARMUP_SECONDS, rate: 0 });
+  return measured(name, suts, () => load(target, { seconds: SECONDS, rate: 0 }));
+}
+
+/** Latency at a fixed rate, and what each process spent per request at that rate. */
+async function openLoop(
+  name: string,
+  suts: Record<string, Sut>,
+  target: Target,
+  rate: number,
+): Promise<Measurement> {
+  await load(target, { seconds: WARMUP_SECONDS, rate, node: true });
+  return measured(name, suts, () => load(target, { seconds: SECONDS, rate, node: true }));
+}
+
+/** A load run with the CPU time each process used per request during it (from /proc). */
+async function measured(
+  name: string,
+  suts: Record<string, Sut>,
+  run: () => Promise<LoadResult>,
+): Promise<Measurement> {
   const before = Object.fromEntries(Object.entries(suts).map(([k, s]) => [k, cpuTicks(s.pid)]));
-  const result = await load(target, { seconds: SECONDS, rate: 0 });
+  const result = await run();
   const ticksPerSecond = 100;
   const cpuUsPerRequest = Object.fromEntries(
     Object.entries(suts).map(([k, s]) => [
@@ -300,11 +323,6 @@ async function throughput(name: string, suts: Record<string, Sut>, target: Targe
     ]),
   );
   return { name, result, cpuUsPerRequest };
-}
-
-async function openLoop(target: Target, rate: number): Promise<LoadResult> {
-  await load(target, { seconds: WARMUP_SECONDS, rate, node: true });
-  return load(target, { seconds: SECONDS, rate, node: true });
 }
 
 /** One load run from core 1: wrk for closed-loop throughput when installed, else the Node generator. */
@@ -411,7 +429,7 @@ function report(
   runs: ReadonlyMap<ScenarioKey, Measurement[]>,
   m: Record<ScenarioKey, Measurement>,
   rate: number,
-  latency: readonly { direct: LoadResult; gateway: LoadResult }[],
+  latency: readonly { direct: Measurement; gateway: Measurement }[],
 ): void {
   const lines: string[] = [];
   const out = (line = ""): number => lines.push(line);
@@ -436,21 +454,34 @@ function report(
     );
   }
   out();
-  const directP50 = median(latency.map((l) => l.direct.p50Ms));
-  const gatewayP50 = median(latency.map((l) => l.gateway.p50Ms));
-  const added = median(latency.map((l) => l.gateway.p50Ms - l.direct.p50Ms));
+  const directP50 = median(latency.map((l) => l.direct.result.p50Ms));
+  const gatewayP50 = median(latency.map((l) => l.gateway.result.p50Ms));
+  const added = median(latency.map((l) => l.gateway.result.p50Ms - l.direct.result.p50Ms));
   out(`## Latency at ${rate} req/s (half of the gateway's median saturation; open loop, Node generator)`);
-  out("| path | p50 ms (median) | p50 each round | p90 ms | p99 ms | errors |");
-  out("|---|---:|---|---:|---:|---:|");
+  // CPU per request at this rate next to the closed-loop figures above: a Node server answering
+  // requests one wake-up at a time spends more on each than one draining a queue, so "half of
+  // saturation" keeps its core busier than half (RESULTS.md, session 5).
+  out(
+    "| path | p50 ms (median) | p50 each round | p90 ms | p99 ms | errors | CPU µs/request (median) | SUT core busy |",
+  );
+  out("|---|---:|---|---:|---:|---:|---|---:|");
   for (const [label, pick, p50] of [
     ["direct Connect (echo)", (l: (typeof latency)[number]) => l.direct, directP50],
     ["REST via gateway", (l: (typeof latency)[number]) => l.gateway, gatewayP50],
   ] as const) {
-    const each = latency.map((l) => pick(l).p50Ms.toFixed(3)).join(" / ");
-    const p90 = median(latency.map((l) => pick(l).p90Ms));
-    const p99 = median(latency.map((l) => pick(l).p99Ms));
-    const errors = latency.reduce((sum, l) => sum + pick(l).errors, 0);
-    out(`| ${label} | ${p50.toFixed(3)} | ${each} | ${p90.toFixed(3)} | ${p99.toFixed(3)} | ${errors} |`);
+    const results = latency.map((l) => pick(l).result);
+    const each = results.map((r) => r.p50Ms.toFixed(3)).join(" / ");
+    const p90 = median(results.map((r) => r.p90Ms));
+    const p99 = median(results.map((r) => r.p99Ms));
+    const errors = results.reduce((sum, r) => sum + r.errors, 0);
+    const processes = Object.keys(pick(latency[0] as (typeof latency)[number]).cpuUsPerRequest);
+    const cpu = processes.map((k) => median(latency.map((l) => pick(l).cpuUsPerRequest[k] ?? 0)));
+    const busy = (cpu.reduce((sum, us) => sum + us, 0) * rate) / 1e6;
+    out(
+      `| ${label} | ${p50.toFixed(3)} | ${each} | ${p90.toFixed(3)} | ${p99.toFixed(3)} | ${errors} | ${processes
+        .map((k, i) => `${k} ${(cpu[i] as number).toFixed(0)}`)
+        .join(", ")} | ${(busy * 100).toFixed(0)} % |`,
+    );
   }
   out();
   const ratio = (a: ScenarioKey, b: ScenarioKey): number => m[a].result.rps / Math.max(1, m[b].result.rps);
