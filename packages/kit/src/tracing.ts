@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Interceptor } from "@connectrpc/connect";
+import type { Interceptor, StreamResponse, UnaryResponse } from "@connectrpc/connect";
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace } from "@opentelemetry/api";
 import type { Context, Span, TextMapGetter, TextMapSetter } from "@opentelemetry/api";
 import { interceptStream } from "./interceptor-stream.js";
@@ -64,6 +64,23 @@ function endSpan(span: Span, error: unknown, faults: ReadonlySet<Code> | undefin
   span.end();
 }
 
+/** Ends `span` with a unary response, or when a streamed response's messages have all been read. */
+function endingSpan<T extends UnaryResponse | StreamResponse>(
+  res: T,
+  span: Span,
+  ctx: Context,
+  faults: ReadonlySet<Code> | undefined,
+): T {
+  if (!res.stream) {
+    endSpan(span, undefined, faults);
+    return res;
+  }
+  return {
+    ...res,
+    message: interceptStream(res.message, { context: ctx, onEnd: (error) => endSpan(span, error, faults) }),
+  };
+}
+
 // A caller-supplied request id is only kept when it is short and plain, so it is safe to log.
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
@@ -90,18 +107,7 @@ export const tracingServerInterceptor: Interceptor = (next) => async (req) => {
   const requestId = incomingId !== null && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
   const ctx = trace.setSpan(parent, span).setValue(requestIdContextKey, requestId);
   try {
-    const res = await context.with(ctx, () => next(req));
-    if (!res.stream) {
-      endSpan(span, undefined, SERVER_FAULTS);
-      return res;
-    }
-    return {
-      ...res,
-      message: interceptStream(res.message, {
-        context: ctx,
-        onEnd: (error) => endSpan(span, error, SERVER_FAULTS),
-      }),
-    };
+    return endingSpan(await context.with(ctx, () => next(req)), span, ctx, SERVER_FAULTS);
   } catch (error) {
     endSpan(span, error, SERVER_FAULTS);
     throw error;
@@ -133,19 +139,7 @@ export const tracingClientInterceptor: Interceptor = (next) => (req) => {
     return Promise.reject(error instanceof Error ? error : ConnectError.from(error));
   }
   return sent.then(
-    (res) => {
-      if (!res.stream) {
-        endSpan(span, undefined, undefined);
-        return res;
-      }
-      return {
-        ...res,
-        message: interceptStream(res.message, {
-          context: ctx,
-          onEnd: (error) => endSpan(span, error, undefined),
-        }),
-      };
-    },
+    (res) => endingSpan(res, span, ctx, undefined),
     (error: unknown) => {
       endSpan(span, error, undefined);
       throw error;
