@@ -110,6 +110,11 @@ describe("startConsumer", () => {
 
       await waitFor("the handler", () => seen.length === 1);
       expect(seen[0]).toEqual({ eventId, email: "grace@example.com", traceId });
+      // The handler runs inside the transaction, so `seen` fills before the commit; wait for the
+      // committed row rather than reading it at once (CI once read it between the two).
+      await waitFor("the committed effect", async () =>
+        (await effects()).some((e) => e.event_id === eventId),
+      );
       expect(await effects()).toContainEqual({ event_id: eventId, note: "grace@example.com" });
       const consumerSpan = await waitFor("the consumer span", () =>
         exporter.getFinishedSpans().find((s) => s.name === "process zero.auth.v1.UserRegistered"),
