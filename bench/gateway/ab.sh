@@ -6,6 +6,8 @@
 #
 #   bench/gateway/ab.sh <tree A> <tree B> [rounds=3] [seconds=5]
 #
+# GATEWAY_OPTIONS adds sut.ts gateway options to both, e.g. GATEWAY_OPTIONS='"tracing":true'.
+#
 # A tree is a checkout with its dependencies installed (`git worktree add /tmp/base <commit>` and
 # `pnpm install --frozen-lockfile` in it). Echo runs from tree A. Everything runs on core 0 and
 # wrk (Debian's `wrk`) on core 1, as in run.ts. Needs Linux, taskset and wrk.
@@ -27,8 +29,9 @@ start() { # tree role options -> sets STARTED_PID, STARTED_URL
   [ -n "$STARTED_URL" ] || { cat "$log" >&2; exit 1; }
 }
 start "$A" echo '{}'; echo_pid=$STARTED_PID; echo_url=$STARTED_URL
-start "$A" gateway "{\"echoUrl\":\"$echo_url\"}"; a_pid=$STARTED_PID; a_url=$STARTED_URL
-start "$B" gateway "{\"echoUrl\":\"$echo_url\"}"; b_pid=$STARTED_PID; b_url=$STARTED_URL
+gateway_options="{\"echoUrl\":\"$echo_url\"${GATEWAY_OPTIONS:+,$GATEWAY_OPTIONS}}"
+start "$A" gateway "$gateway_options"; a_pid=$STARTED_PID; a_url=$STARTED_URL
+start "$B" gateway "$gateway_options"; b_pid=$STARTED_PID; b_url=$STARTED_URL
 
 cat >"$work/post.lua" <<'LUA'
 wrk.method = "POST"

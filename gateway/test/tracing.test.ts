@@ -10,12 +10,15 @@ import { startTelemetry, type Telemetry } from "@zero/kit/telemetry";
 import { EchoService } from "@zero/proto/zero/testing/v1/echo_pb";
 import { startGateway, type Gateway } from "../src/gateway-server.js";
 import { startEchoServer } from "./fixtures/echo-server.js";
+import { captureLogs } from "./fixtures/captured-logs.js";
 import { createTestTokens } from "./fixtures/tokens.js";
 
 // Each vitest fork runs one file, so this file owns the process's global tracer provider.
 const exporter = new InMemorySpanExporter();
 let telemetry: Telemetry;
 const logger = createLogger("gateway-test", { level: "silent" });
+// The gateway's own lines, debug ones included.
+const logs = captureLogs("debug");
 let echo: Server;
 let gateway: Gateway;
 
@@ -29,7 +32,7 @@ beforeAll(async () => {
   gateway = await startGateway({
     services: [EchoService],
     upstreamUrls: { testing: echo.url },
-    logger,
+    logger: logs.logger,
     port: 0,
     host: "127.0.0.1",
     verifier: tokens.verifier,
@@ -62,6 +65,19 @@ async function waitForSpan(predicate: (s: ReadableSpan) => boolean): Promise<Rea
   );
 }
 
+/**
+ * caller → the gateway's server span (named after the route) → its client span for the upstream
+ * call → the service's server span, each the child of the one before.
+ */
+async function expectRestSpanChain(route: string, rpc: string): Promise<void> {
+  const edge = await waitForSpan((s) => s.name === route);
+  expect(edge.parentSpanContext?.spanId).toBe(callerSpanId);
+  const client = await waitForSpan((s) => s.name === rpc && s.kind === SpanKind.CLIENT);
+  expect(client.parentSpanContext?.spanId).toBe(edge.spanContext().spanId);
+  const server = await waitForSpan((s) => s.name === rpc && s.kind === SpanKind.SERVER);
+  expect(server.parentSpanContext?.spanId).toBe(client.spanContext().spanId);
+}
+
 describe("one trace from the caller through the gateway to the service", () => {
   it("REST: gateway server span continues the caller's trace; the service's span is its descendant", async () => {
     exporter.reset();
@@ -72,16 +88,22 @@ describe("one trace from the caller through the gateway to the service", () => {
     });
     expect(response.status).toBe(200);
 
-    const edge = await waitForSpan((s) => s.name === "POST /v1/echo");
-    expect(edge.parentSpanContext?.spanId).toBe(callerSpanId);
-    const client = await waitForSpan(
-      (s) => s.name === "zero.testing.v1.EchoService/Echo" && s.kind === SpanKind.CLIENT,
-    );
-    expect(client.parentSpanContext?.spanId).toBe(edge.spanContext().spanId);
-    const server = await waitForSpan(
-      (s) => s.name === "zero.testing.v1.EchoService/Echo" && s.kind === SpanKind.SERVER && s !== edge,
-    );
-    expect(server.parentSpanContext?.spanId).toBe(client.spanContext().spanId);
+    await expectRestSpanChain("POST /v1/echo", "zero.testing.v1.EchoService/Echo");
+    // The access log line names the trace, to go from a log line to the whole trace.
+    expect(logs.lines.find((l) => l.msg === "request" && l.route === "POST /v1/echo")).toMatchObject({
+      trace_id: traceId,
+    });
+  });
+
+  it("REST server streaming: the upstream call's span is the gateway span's child, the service's its own", async () => {
+    exporter.reset();
+    const response = await fetch(`${gateway.url}/v1/echo/stream?message=m&count=2`, {
+      headers: { traceparent: `00-${traceId}-${callerSpanId}-01` },
+    });
+    expect(response.status).toBe(200);
+    expect((await response.text()).trim().split("\n")).toHaveLength(2);
+
+    await expectRestSpanChain("GET /v1/echo/stream", "zero.testing.v1.EchoService/EchoStream");
   });
 
   it("pass-through: the service's span is a child of the gateway's span", async () => {
@@ -99,5 +121,27 @@ describe("one trace from the caller through the gateway to the service", () => {
     expect(edge.name).toBe("zero.testing.v1.EchoService/Echo");
     const service = await waitForSpan((s) => s.parentSpanContext?.spanId === edge.spanContext().spanId);
     expect(service.kind).toBe(SpanKind.SERVER);
+  });
+
+  it("a line the gateway logs while serving a request carries its request id and trace ids", async () => {
+    exporter.reset();
+    const response = await fetch(`${gateway.url}/zero.testing.v1.EchoService/Echo`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/grpc-web-text",
+        traceparent: `00-${traceId}-${callerSpanId}-01`,
+        "x-request-id": "req-traced-1",
+      },
+      body: "not*base64!",
+    });
+    await response.text();
+
+    const edge = await waitForSpan((s) => s.parentSpanContext?.spanId === callerSpanId);
+    const line = logs.lines.find((l) => l.msg === "grpc-web-text request body is not base64");
+    expect(line).toMatchObject({
+      request_id: "req-traced-1",
+      trace_id: traceId,
+      span_id: edge.spanContext().spanId,
+    });
   });
 });
