@@ -23,8 +23,8 @@ export function readRequestBody(req: GatewayRequest, limit: number): BodyResult 
   }
   // An HTTP/1.1 body that came in the same packets as its headers has been parsed into the
   // request's buffer by the time a handler that awaited anything reads it: taken as it is, without
-  // four listeners, a promise and the stream's ticks (a REST request's usual case; with tracing on,
-  // each of those is async-hook work too). HTTP/2 requests say `complete` only once read.
+  // four listeners, a promise and the stream's ticks (a REST request's usual case). HTTP/2 requests
+  // say `complete` only once read.
   if (req.httpVersionMajor === 1 && req.complete && req.readableLength <= limit) {
     const bytes = req.readableLength === 0 ? EMPTY : (req.read() as Buffer | null);
     if (bytes !== null) return { kind: "ok", bytes };

@@ -131,7 +131,7 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
       h2.inFlight--;
       h2.lastActiveAt = performance.now();
     };
-    // Not `.finally`: it makes two more promises per call (async-hook work when traced).
+    // Not `.finally`: it makes two more promises per call.
     return sendConnectUnary(instance.sessions, exchange).then(
       (result) => {
         settled();
@@ -213,7 +213,7 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
 
   return {
     // Not an async function, nor is send: every REST request comes through here, and each async
-    // function and await is one promise more per call — async-hook work when tracing is on.
+    // function and await is one promise and one microtask turn more per call.
     unary<I extends DescMessage, O extends DescMessage>(
       method: DescMethodUnary<I, O>,
       signal: AbortSignal | undefined,

@@ -24,7 +24,7 @@ const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 export function sendConnectUnary(sessions: Http2SessionManager, call: UnaryExchange): Promise<UnaryResult> {
   const timeoutMs = Math.max(1, Math.floor(call.timeoutMs));
   const headers = addConnectUnaryHeaders(call, timeoutMs);
-  // then() rather than async/await: one promise less per call (async-hook work when traced).
+  // then() rather than async/await: one promise and one microtask turn less per call.
   return sessions.request("POST", call.path, headers, {}).then(
     (stream) => exchangeOn(stream, call, timeoutMs),
     (cause: unknown) => {

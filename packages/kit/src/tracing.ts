@@ -114,12 +114,8 @@ export const tracingServerInterceptor: Interceptor = (next) => async (req) => {
   }
 };
 
-/**
- * Client span per outgoing RPC; injects `traceparent` so the callee continues the trace.
- * Not an async function: it wraps every traced upstream call of the gateway, and each async
- * function and await is a promise more, which Node 20's AsyncLocalStorage hooks when tracing is on.
- */
-export const tracingClientInterceptor: Interceptor = (next) => (req) => {
+/** Client span per outgoing RPC; injects `traceparent` so the callee continues the trace. */
+export const tracingClientInterceptor: Interceptor = (next) => async (req) => {
   const span = trace.getTracer(TRACER_NAME).startSpan(`${req.service.typeName}/${req.method.name}`, {
     kind: SpanKind.CLIENT,
     attributes: {
@@ -130,19 +126,10 @@ export const tracingClientInterceptor: Interceptor = (next) => (req) => {
   });
   const ctx = trace.setSpan(context.active(), span);
   propagation.inject(ctx, req.header, headersSetter);
-  let sent: ReturnType<typeof next>;
   try {
-    sent = context.with(ctx, () => next(req));
+    return endingSpan(await context.with(ctx, () => next(req)), span, ctx, undefined);
   } catch (error) {
     endSpan(span, error, undefined);
-    // A rejection, as from an async function.
-    return Promise.reject(error instanceof Error ? error : ConnectError.from(error));
+    throw error;
   }
-  return sent.then(
-    (res) => endingSpan(res, span, ctx, undefined),
-    (error: unknown) => {
-      endSpan(span, error, undefined);
-      throw error;
-    },
-  );
 };
