@@ -530,8 +530,9 @@ function report(
   out("## Ratios and targets (median of the rounds' own ratios)");
   out("| ratio | value | each round | target | met |");
   out("|---|---:|---|---|---|");
+  // Three decimals: a missed 0.398 must not print as the 0.40 it was measured against.
   for (const { label, value, each, target, met } of rows)
-    out(`| ${label} | ${value.toFixed(2)} | ${each} | ${target} | ${met ? "yes" : "NO"} |`);
+    out(`| ${label} | ${value.toFixed(3)} | ${each} | ${target} | ${met ? "yes" : "NO"} |`);
   process.stdout.write(`${lines.join("\n")}\n`);
 }
 
