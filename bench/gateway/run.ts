@@ -16,7 +16,7 @@ import type { SutOptions } from "./sut.js";
 // (echo, gateway, Redis) runs on core 0, the load generator on core 1.
 //
 //   pnpm --filter @zero/bench gateway            (or: node --import tsx bench/gateway/run.ts)
-//   BENCH_SECONDS=15 BENCH_CONNECTIONS=50 …      (defaults 8 s per measurement, 50 connections)
+//   BENCH_SECONDS=15 BENCH_CONNECTIONS=50 …      (defaults 5 s per measurement, 50 connections)
 //
 // Only loopback addresses are targeted; every process started here is stopped at the end.
 
@@ -172,6 +172,28 @@ async function main(): Promise<void> {
       process.stderr.write(`${m.result.rps.toFixed(0)} req/s\n`);
     }
   }
+  // The edge features again, each loaded at the same moment as its baseline (below).
+  const byKey = (key: ScenarioKey): Scenario => scenarios.find((s) => s.key === key) as Scenario;
+  const pairs: Pair[] = [
+    { name: "+ rate limit", base: byKey("rest"), feature: byKey("restLimited"), featureOnly: [redis.pid] },
+    { name: "+ tracing", base: byKey("rest"), feature: byKey("restTraced"), featureOnly: [] },
+    {
+      name: "+ edge auth (cache, revocation)",
+      base: byKey("userNoAuth"),
+      feature: byKey("userAuth"),
+      featureOnly: [redis.pid],
+    },
+  ];
+  const together: SameMoment[][] = pairs.map(() => []);
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const [i, pair] of pairs.entries()) {
+      process.stderr.write(`round ${round}/${ROUNDS}: ${pair.name} and its baseline at the same moment … `);
+      const m = await sameMoment(pair, echo.pid);
+      together[i]?.push(m);
+      process.stderr.write(`${(m.baseUs / m.featureUs).toFixed(2)}\n`);
+    }
+  }
+
   const medians = Object.fromEntries(
     scenarios.map((s) => [s.key, medianMeasurement(runs.get(s.key) ?? [])]),
   ) as Record<ScenarioKey, Measurement>;
@@ -191,7 +213,7 @@ async function main(): Promise<void> {
     .loadavg()
     .map((l) => l.toFixed(2))
     .join(" ")} at the end`;
-  report(facts, scenarios, runs, medians, rate, latency);
+  report(facts, scenarios, runs, medians, rate, latency, pairs, together);
 }
 
 type ScenarioKey =
@@ -285,6 +307,52 @@ async function startRedisPinned(): Promise<ServerProcess & { url: string }> {
   return Object.assign(server, { url: `redis://127.0.0.1:${port}` });
 }
 
+/** An edge feature and the scenario without it; `featureOnly`: processes only the feature uses. */
+interface Pair {
+  readonly name: string;
+  readonly base: Scenario;
+  readonly feature: Scenario;
+  readonly featureOnly: readonly number[];
+}
+
+/** CPU µs of the whole system under test per request, for each path of a pair loaded together. */
+interface SameMoment {
+  readonly baseUs: number;
+  readonly featureUs: number;
+}
+
+/**
+ * Both gateways of a pair loaded at the same moment (half the connections each, from core 1), so a
+ * change in the machine's speed hits both. Each path's cost per request: its gateway's CPU per
+ * request, the echo service's (shared: its CPU over both paths' requests, the same call), and for
+ * the feature, what only it uses (Redis). On one saturated core, throughput is the inverse of that
+ * cost, so baseUs / featureUs is the share of throughput the feature keeps.
+ */
+async function sameMoment(pair: Pair, echoPid: number): Promise<SameMoment> {
+  const half = Math.max(1, Math.floor(CONNECTIONS / 2));
+  const both = (seconds: number): Promise<LoadResult[]> =>
+    Promise.all(
+      [pair.base, pair.feature].map((s) => load(s.target, { seconds, rate: 0, connections: half })),
+    );
+  const gateway = (s: Scenario): number => (s.suts.gateway as Sut).pid;
+  const pids = [gateway(pair.base), gateway(pair.feature), echoPid, ...pair.featureOnly];
+  await both(WARMUP_SECONDS);
+  const before = pids.map(cpuTicks);
+  const [base, feature] = (await both(SECONDS)) as [LoadResult, LoadResult];
+  const [gBase, gFeature, echo, ...only] = pids.map((pid, i) =>
+    ticksToUs(cpuTicks(pid) - (before[i] as number)),
+  );
+  const echoPerRequest = (echo as number) / Math.max(1, base.requests + feature.requests);
+  const onlyUs = only.reduce((sum, us) => sum + us, 0);
+  return {
+    baseUs: (gBase as number) / Math.max(1, base.requests) + echoPerRequest,
+    featureUs: ((gFeature as number) + onlyUs) / Math.max(1, feature.requests) + echoPerRequest,
+  };
+}
+
+/** /proc/<pid>/stat counts CPU time in clock ticks, 100 per second on Linux (USER_HZ). */
+const ticksToUs = (ticks: number): number => (ticks / 100) * 1e6;
+
 function cpuTicks(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
   // utime and stime are fields 14 and 15 of stat; here 0-based after the command name (field 3 is index 0).
@@ -315,11 +383,10 @@ async function measured(
 ): Promise<Measurement> {
   const before = Object.fromEntries(Object.entries(suts).map(([k, s]) => [k, cpuTicks(s.pid)]));
   const result = await run();
-  const ticksPerSecond = 100;
   const cpuUsPerRequest = Object.fromEntries(
     Object.entries(suts).map(([k, s]) => [
       k,
-      ((cpuTicks(s.pid) - (before[k] as number)) / ticksPerSecond / Math.max(1, result.requests)) * 1e6,
+      ticksToUs(cpuTicks(s.pid) - (before[k] as number)) / Math.max(1, result.requests),
     ]),
   );
   return { name, result, cpuUsPerRequest };
@@ -328,12 +395,13 @@ async function measured(
 /** One load run from core 1: wrk for closed-loop throughput when installed, else the Node generator. */
 async function load(
   target: Target,
-  opts: { seconds: number; rate: number; node?: boolean },
+  opts: { seconds: number; rate: number; node?: boolean; connections?: number },
 ): Promise<LoadResult> {
+  const connections = opts.connections ?? CONNECTIONS;
   const url = new URL(target.url);
   if (!["127.0.0.1", "localhost", "[::1]"].includes(url.hostname))
     throw new Error("the benchmark only targets loopback");
-  if (useWrk && opts.rate === 0 && opts.node !== true) return wrk(target, opts.seconds);
+  if (useWrk && opts.rate === 0 && opts.node !== true) return wrk(target, opts.seconds, connections);
   const spec: LoadSpec = {
     host: url.hostname,
     port: Number(url.port),
@@ -341,7 +409,7 @@ async function load(
     path: target.path,
     headers: target.headers,
     body: target.body,
-    connections: CONNECTIONS,
+    connections,
     durationMs: opts.seconds * 1000,
     warmupMs: 0,
     rate: opts.rate,
@@ -357,7 +425,7 @@ async function load(
   return JSON.parse(out.trim().split("\n").pop() ?? "{}") as LoadResult;
 }
 
-async function wrk(target: Target, seconds: number): Promise<LoadResult> {
+async function wrk(target: Target, seconds: number, connections: number): Promise<LoadResult> {
   const dir = mkdtempSync(join(os.tmpdir(), "zero-bench-"));
   try {
     const script = join(dir, "request.lua");
@@ -374,7 +442,7 @@ async function wrk(target: Target, seconds: number): Promise<LoadResult> {
     const command = pinned(LOAD_CORE, [
       "wrk",
       "-t1",
-      `-c${CONNECTIONS}`,
+      `-c${connections}`,
       `-d${seconds}s`,
       "--latency",
       "-s",
@@ -439,6 +507,8 @@ function report(
   m: Record<ScenarioKey, Measurement>,
   rate: number,
   latency: readonly { direct: Measurement; gateway: Measurement }[],
+  pairs: readonly Pair[],
+  together: readonly (readonly SameMoment[])[],
 ): void {
   const lines: string[] = [];
   const out = (line = ""): number => lines.push(line);
@@ -460,6 +530,18 @@ function report(
       .join(", ");
     out(
       `| ${scenario.name} | ${result.rps.toFixed(0)} | ${all} | ${result.p50Ms.toFixed(2)} | ${result.p99Ms.toFixed(2)} | ${errors} | ${cpu} |`,
+    );
+  }
+  out();
+  out("## Edge features loaded at the same moment as their baseline (CPU µs per request, whole SUT)");
+  out("| feature | baseline µs (median) | with feature µs (median) | kept (baseline / feature) each round |");
+  out("|---|---:|---:|---|");
+  for (const [i, pair] of pairs.entries()) {
+    const rounds = together[i] ?? [];
+    out(
+      `| ${pair.name} | ${median(rounds.map((r) => r.baseUs)).toFixed(0)} | ${median(
+        rounds.map((r) => r.featureUs),
+      ).toFixed(0)} | ${rounds.map((r) => (r.baseUs / r.featureUs).toFixed(2)).join(" / ")} |`,
     );
   }
   out();
@@ -524,6 +606,17 @@ function report(
     ratioRow("+ rate limit / REST via gateway", "restLimited", "rest", 0.8),
     ratioRow("+ tracing / REST via gateway", "restTraced", "rest", 0.8),
     ratioRow("+ edge auth (cache, revocation) / auth off", "userAuth", "userNoAuth", 0.8),
+    // The same three from the same-moment phase: less exposed to the machine's drift (Session 7).
+    ...pairs.map((pair, i): Row => {
+      const kept = (together[i] ?? []).map((r) => r.baseUs / r.featureUs);
+      return {
+        label: `${pair.name}, loaded together with its baseline (CPU)`,
+        value: median(kept),
+        each: kept.map((k) => k.toFixed(2)).join(" / "),
+        target: "≥ 0.80",
+        met: median(kept) >= 0.8,
+      };
+    }),
     ratioRow("all edge features / none (USER route)", "userAll", "userNoAuth"),
     ratioRow("direct Connect / bare node:http ceiling", "directConnect", "ceiling"),
   ];
