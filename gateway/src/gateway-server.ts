@@ -2,7 +2,6 @@ import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { createRegistry } from "@bufbuild/protobuf";
 import type { DescService } from "@bufbuild/protobuf";
-import type { Interceptor } from "@connectrpc/connect";
 import {
   INVALID_SPAN_CONTEXT,
   SpanKind,
@@ -20,7 +19,7 @@ import type { TokenVerifier } from "@zero/kit/principal";
 import { createTokenRevocations, withRevocationCheck } from "@zero/kit/token-revocations";
 import { startListener } from "@zero/kit/listener";
 import { withVerifiedTokenCache, type VerifiedTokenCacheOptions } from "@zero/kit/verified-token-cache";
-import { extractTraceContext, tracingClientInterceptor } from "@zero/kit/tracing";
+import { extractTraceContext } from "@zero/kit/tracing";
 import { useSharedAccessorsInAsyncResourceBind } from "./edge/async-resource-bind.js";
 import { createClientAddressResolver } from "./edge/client-address.js";
 import { createCorsPolicy, type CorsOptions } from "./edge/cors.js";
@@ -121,18 +120,6 @@ const PROCEDURE = /^\/([A-Za-z_][\w.]*)\/([A-Za-z_]\w*)$/;
 
 const tracer = trace.getTracer("@zero/gateway");
 
-/**
- * The kit's client tracing for upstream calls, skipped when the request carries no trace context
- * at all (no OpenTelemetry SDK in this process): there is nothing to continue or propagate then,
- * and the span bookkeeping would be a few per cent of the gateway's work per request for nothing.
- */
-const tracingWhenTraced: Interceptor = (next) => {
-  const traced = tracingClientInterceptor(next);
-  return (req) => {
-    return tracedSpanContext(trace.getSpanContext(context.active())) ? traced(req) : next(req);
-  };
-};
-
 /** The span context, when it belongs to a trace (without an SDK every span has the invalid one). */
 function tracedSpanContext(spanContext: SpanContext | undefined): SpanContext | undefined {
   // The shared invalid context is told apart without validating ids.
@@ -164,7 +151,6 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const upstreams = createUpstreams({
     services: opts.services,
     urls: opts.upstreamUrls,
-    interceptors: [tracingWhenTraced],
     timeoutFor: createRouteTimeouts(opts.routeTimeouts ?? []),
     defaultTimeoutMs: opts.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
     edgeCallOf: edgeCalls.lookup,

@@ -1,6 +1,6 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Interceptor, Transport } from "@connectrpc/connect";
+import type { Transport } from "@connectrpc/connect";
 import { Http2SessionManager, createConnectTransport } from "@connectrpc/connect-node";
 import { upstreamNameOf } from "./config.js";
 import { createBalancedSessions, type UpstreamSessions } from "./edge/balanced-sessions.js";
@@ -73,8 +73,6 @@ export interface UpstreamsOptions extends ResilienceOptions {
   readonly services: readonly DescService[];
   /** Upstream name → base URL(s): `http://host:port`, a comma-separated list, or an array. */
   readonly urls: Readonly<Record<string, string | readonly string[]>>;
-  /** Applied to the gateway's own calls (REST, health, JWKS): the kit's client tracing, … */
-  readonly interceptors?: Interceptor[];
   /** The configured deadline of an RPC (`package.Service/Method`) when the client gave none. */
   readonly timeoutFor: (rpc: string) => number | undefined;
   /** The deadline of calls without a client deadline or a route rule. */
@@ -129,7 +127,6 @@ export function createUpstreams(opts: UpstreamsOptions): Upstreams {
           ...(opts.retryRatio === undefined ? {} : { ratio: opts.retryRatio }),
           ...(opts.retryMinPerSecond === undefined ? {} : { minPerSecond: opts.retryMinPerSecond }),
         }),
-        interceptors: opts.interceptors ?? [],
         timeoutFor: opts.timeoutFor,
         defaultTimeoutMs: opts.defaultTimeoutMs,
         edgeCallOf: opts.edgeCallOf ?? (() => undefined),
@@ -185,7 +182,6 @@ function createInstance(name: string, url: string, opts: UpstreamsOptions): Upst
       httpVersion: "2",
       useBinaryFormat: true,
       sessionManager: sessions,
-      interceptors: opts.interceptors ?? [],
     }),
     breaker: createCircuitBreaker({
       ...(opts.breakerFailureThreshold === undefined

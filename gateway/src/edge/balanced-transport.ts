@@ -8,18 +8,12 @@ import type {
   MessageInitShape,
 } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
-import type {
-  ContextValues,
-  Interceptor,
-  StreamResponse,
-  Transport,
-  UnaryRequest,
-  UnaryResponse,
-} from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { ContextValues, StreamResponse, Transport, UnaryResponse } from "@connectrpc/connect";
+import { trace } from "@opentelemetry/api";
+import { injectTraceHeaders } from "@zero/kit/tracing";
 
 type HeadersInit = ConstructorParameters<typeof Headers>[0];
-type AnyFn = Parameters<Interceptor>[0];
 import { sendConnectUnary } from "./connect-unary-call.js";
 import { UnaryCallFailure, type UnaryExchange, type UnaryResult } from "./unary-exchange.js";
 import type { EdgeCall, EdgeCallLookup } from "./edge-call.js";
@@ -41,8 +35,6 @@ export interface BalancedTransportOptions {
   readonly name: string;
   readonly pool: UpstreamPool;
   readonly budget: RetryBudget;
-  /** The kit's client tracing, … — applied once per call, around all of its attempts. */
-  readonly interceptors: readonly Interceptor[];
   /** The configured deadline of an RPC (`package.Service/Method`) when the client gave none. */
   readonly timeoutFor: (rpc: string) => number | undefined;
   /** When neither the client, a route rule nor the caller of the transport set one. */
@@ -206,7 +198,12 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
           }
           throw failure.error;
         }
-        opts.observer?.retry(opts.name, failure.sent ? "transient" : "unsent");
+        const reason = failure.sent ? "transient" : "unsent";
+        opts.observer?.retry(opts.name, reason);
+        // Attempts are not spans of their own: the request's span notes each retry.
+        trace
+          .getActiveSpan()
+          ?.addEvent("upstream retry", { "zero.upstream": opts.name, "zero.retry.reason": reason });
       }
     }
   };
@@ -220,64 +217,42 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
       timeoutMs: number | undefined,
       header: HeadersInit | undefined,
       input: MessageInitShape<I>,
-      contextValues?: ContextValues,
     ): Promise<UnaryResponse<I, O>> {
       try {
         const edge = opts.edgeCallOf(signal);
         const path = `/${method.parent.typeName}/${method.name}`;
         const deadline = Date.now() + deadlineOf(path.slice(1), edge, timeoutMs);
-        // A plain record (the REST handler's) becomes a Headers object only if an interceptor reads
-        // it — the tracing interceptor does when the request is traced; otherwise it goes to the wire
-        // as it is, which saves undici's per-value validation twice per call.
-        const plain = isPlainRecord(header) ? header : undefined;
-        let headers = plain === undefined ? headersOf(header) : undefined;
-        const request: UnaryRequest<I, O> = {
-          stream: false,
-          service: method.parent,
-          method,
-          requestMethod: "POST",
-          url: path,
-          signal: signal ?? new AbortController().signal,
-          get header() {
-            return (headers ??= new Headers(plain));
-          },
-          contextValues: contextValues ?? createContextValues(),
-          message: create(method.input, input),
-        };
-        const safe = isSafe(method, edge);
-
-        const send = (req: UnaryRequest<I, O>): Promise<UnaryResponse<I, O>> => {
-          const body = toBinary(method.input, req.message);
-          const outgoing: OutgoingHttpHeaders = {};
-          if (req === request && headers === undefined) Object.assign(outgoing, plain);
-          else
-            req.header.forEach((value, key) => {
-              outgoing[key] = value;
-            });
-          addForwarded(outgoing, edge);
-          return withRetries(
-            safe,
-            deadline,
-            (instance, remainingMs) =>
-              sendUnary(instance, {
-                path,
-                headers: outgoing,
-                body,
-                timeoutMs: remainingMs,
-                signal: req.signal,
-                maxResponseBytes,
-              }),
-            (error) =>
-              error instanceof UnaryCallFailure
-                ? error
-                : { sent: true, transport: false, error: ConnectError.from(error) },
-          ).then((result) => unaryResponseOf(opts.name, method, result));
-        };
-        const chained = opts.interceptors.reduceRight<AnyFn>(
-          (next, interceptor) => interceptor(next),
-          send as unknown as AnyFn,
-        );
-        return chained(request) as Promise<UnaryResponse<I, O>>;
+        // The REST handler's plain record goes to the wire as it is: no Headers object, which would
+        // cost undici's per-value validation twice per call.
+        const outgoing: OutgoingHttpHeaders = {};
+        if (isPlainRecord(header)) Object.assign(outgoing, header);
+        else
+          headersOf(header).forEach((value, key) => {
+            outgoing[key] = value;
+          });
+        addForwarded(outgoing, edge);
+        // The call continues the gateway's span for this request (traceparent), as the pass-through
+        // does: one gateway span per request, whatever the protocol.
+        injectTraceHeaders((key, value) => (outgoing[key] = value));
+        const body = toBinary(method.input, create(method.input, input));
+        const callSignal = signal ?? new AbortController().signal;
+        return withRetries(
+          isSafe(method, edge),
+          deadline,
+          (instance, remainingMs) =>
+            sendUnary(instance, {
+              path,
+              headers: outgoing,
+              body,
+              timeoutMs: remainingMs,
+              signal: callSignal,
+              maxResponseBytes,
+            }),
+          (error) =>
+            error instanceof UnaryCallFailure
+              ? error
+              : { sent: true, transport: false, error: ConnectError.from(error) },
+        ).then((result) => unaryResponseOf(opts.name, method, result));
       } catch (error) {
         // A rejection, as from an async function (connect's own transports reject with ConnectErrors).
         return Promise.reject(ConnectError.from(error));
@@ -301,6 +276,7 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
         headers.set("x-forwarded-proto", edge.proto);
         if (edge.host !== undefined) headers.set("x-forwarded-host", edge.host);
       }
+      injectTraceHeaders((key, value) => headers.set(key, value));
       // The request messages can be read once, so only a call that never left is retried; the
       // response is a stream, so the connection layer's own errors surface while it is read.
       return withRetries(
