@@ -12,8 +12,10 @@ import type { SutOptions } from "./sut.js";
 // The gateway benchmark: ONE run measures the ceiling of this machine (bare node:http), a direct
 // Connect call to the echo service, the same call as REST through the gateway, and the gateway
 // with each edge feature (authentication with its cache, Redis rate limiting, tracing) and with
-// all of them; then the latency the gateway adds at half of its saturation. The system under test
-// (echo, gateway, Redis) runs on core 0, the load generator on core 1.
+// all of them; then each edge feature again, loaded at the same moment as its baseline (CPU per
+// request, which the machine's drift then moves on both sides alike); then the latency the gateway
+// adds at half of its saturation. The system under test (echo, gateway, Redis) runs on core 0, the
+// load generator on core 1.
 //
 //   pnpm --filter @zero/bench gateway            (or: node --import tsx bench/gateway/run.ts)
 //   BENCH_SECONDS=15 BENCH_CONNECTIONS=50 …      (defaults 5 s per measurement, 50 connections)
