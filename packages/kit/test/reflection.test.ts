@@ -11,13 +11,9 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { createAsyncIterable } from "@connectrpc/connect/protocol";
 import * as v1 from "@zero/proto/grpc/reflection/v1/reflection_pb";
 import * as v1alpha from "@zero/proto/grpc/reflection/v1alpha/reflection_pb";
-import { EchoService } from "@zero/proto/zero/testing/v1/echo_pb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer } from "../src/server.js";
 import type { Server } from "../src/server.js";
-import { echoRoutes } from "./fixtures/echo-service.js";
-import { captureLogs } from "./fixtures/logs.js";
-import { createTestIssuer } from "./fixtures/tokens.js";
+import { startEchoTestServer } from "./fixtures/echo-server.js";
 
 const run = promisify(execFile);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -27,15 +23,7 @@ let server: Server;
 let reflection: Client<typeof v1.ServerReflection>;
 
 beforeAll(async () => {
-  server = await startServer({
-    name: "echo",
-    host: "127.0.0.1",
-    port: 0,
-    logger: captureLogs().logger,
-    services: [EchoService],
-    routes: echoRoutes,
-    verifier: (await createTestIssuer()).verifier,
-  });
+  server = await startEchoTestServer();
   reflection = createClient(v1.ServerReflection, createGrpcTransport({ baseUrl: server.url }));
 });
 

@@ -6,10 +6,9 @@ import {
 } from "@connectrpc/connect-node";
 import { EchoService } from "@zero/proto/zero/testing/v1/echo_pb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer, type Server } from "../src/server.js";
+import type { Server } from "../src/server.js";
+import { startEchoTestServer } from "./fixtures/echo-server.js";
 import { echoService } from "./fixtures/echo-service.js";
-import { captureLogs } from "./fixtures/logs.js";
-import { createTestIssuer } from "./fixtures/tokens.js";
 
 // The Connect libraries are patched (patches/README.md): once a call is over, its signals are
 // aborted with one shared AbortError instead of a new DOMException (a stack trace) per abort.
@@ -19,12 +18,7 @@ let server: Server;
 const handlerSignals: AbortSignal[] = [];
 
 beforeAll(async () => {
-  server = await startServer({
-    name: "echo",
-    host: "127.0.0.1",
-    port: 0,
-    logger: captureLogs().logger,
-    services: [EchoService],
+  server = await startEchoTestServer({
     routes: (router) =>
       router.service(EchoService, {
         ...echoService,
@@ -33,7 +27,6 @@ beforeAll(async () => {
           return { message: req.message };
         },
       }),
-    verifier: (await createTestIssuer()).verifier,
   });
 });
 

@@ -7,11 +7,8 @@ import {
 } from "@zero/proto/grpc/health/v1/health_pb";
 import { EchoService } from "@zero/proto/zero/testing/v1/echo_pb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer } from "../src/server.js";
 import type { Server } from "../src/server.js";
-import { echoRoutes } from "./fixtures/echo-service.js";
-import { captureLogs } from "./fixtures/logs.js";
-import { createTestIssuer } from "./fixtures/tokens.js";
+import { startEchoTestServer } from "./fixtures/echo-server.js";
 
 let server: Server;
 let health: Client<typeof Health>;
@@ -20,15 +17,7 @@ let echo: Client<typeof EchoService>;
 let dependencyUp = true;
 
 beforeAll(async () => {
-  const issuer = await createTestIssuer();
-  server = await startServer({
-    name: "echo",
-    host: "127.0.0.1",
-    port: 0,
-    logger: captureLogs().logger,
-    services: [EchoService],
-    routes: echoRoutes,
-    verifier: issuer.verifier,
+  server = await startEchoTestServer({
     readiness: [
       {
         name: "store",

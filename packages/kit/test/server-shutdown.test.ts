@@ -6,22 +6,9 @@ import {
 } from "@zero/proto/grpc/health/v1/health_pb";
 import { EchoService } from "@zero/proto/zero/testing/v1/echo_pb";
 import { describe, expect, it } from "vitest";
-import { startServer } from "../src/server.js";
-import { echoRoutes } from "./fixtures/echo-service.js";
-import { captureLogs } from "./fixtures/logs.js";
-import { createTestIssuer } from "./fixtures/tokens.js";
+import { startEchoTestServer } from "./fixtures/echo-server.js";
 
-async function anEchoServer() {
-  return startServer({
-    name: "echo",
-    host: "127.0.0.1",
-    port: 0,
-    logger: captureLogs().logger,
-    services: [EchoService],
-    routes: echoRoutes,
-    verifier: (await createTestIssuer()).verifier,
-  });
-}
+const anEchoServer = () => startEchoTestServer();
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
