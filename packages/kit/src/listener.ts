@@ -3,6 +3,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
 import tls from "node:tls";
+import { endStreamWithLastDataFrame } from "./http2-end-stream.js";
 import type { Logger } from "./log.js";
 import { sniffProtocol } from "./protocol-sniffer.js";
 
@@ -115,7 +116,10 @@ export async function startListener(opts: ListenerOptions): Promise<Listener> {
         `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
   });
-  const h2 = http2.createServer(opts.onRequest);
+  const h2 = http2.createServer((req, res) => {
+    endStreamWithLastDataFrame(req, res);
+    opts.onRequest(req, res);
+  });
   // Streams open per HTTP/2 session, and when the last one ended: a session is told to go away
   // only once it has been quiet for a moment (see drain).
   const activity = new Map<http2.ServerHttp2Session, { open: number; lastEnd: number }>();
