@@ -8,6 +8,7 @@ import { freePort } from "@zero/testkit/ports";
 import { probeTcp, startProcess, type ServerProcess } from "@zero/testkit/server-process";
 import type { LoadResult, LoadSpec } from "./load-generator.js";
 import type { SutOptions } from "./sut.js";
+import type { WakeUpCost } from "./wake-up-cost.js";
 
 // The gateway benchmark: ONE run measures the ceiling of this machine (bare node:http), a direct
 // Connect call to the echo service, the same call as REST through the gateway, and the gateway
@@ -60,6 +61,7 @@ interface Sut {
 }
 
 async function main(): Promise<void> {
+  const wakeUp = await measureWakeUpCostPinned();
   const facts = {
     cpu: os.cpus()[0]?.model ?? "unknown",
     cores: os.cpus().length,
@@ -71,6 +73,7 @@ async function main(): Promise<void> {
     pinning: pinning
       ? `SUT on core ${SUT_CORE}, load on core ${LOAD_CORE} (taskset)`
       : "none (taskset missing or one core)",
+    wakeUpCost: `${wakeUp.backToBackUs.toFixed(1)} µs of work run back-to-back takes ${wakeUp.afterIdleUs.toFixed(1)} µs right after ${wakeUp.idleMs} ms asleep (${(wakeUp.afterIdleUs / wakeUp.backToBackUs).toFixed(0)}×) on the SUT's core: what each wake-up costs here (wake-up-cost.ts)`,
     loadGenerator: useWrk
       ? `wrk (HTTP/1.1, ${CONNECTIONS} connections) for throughput`
       : "in-repo Node generator",
@@ -475,6 +478,15 @@ async function wrk(target: Target, seconds: number, connections: number): Promis
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Run on the SUT's core before anything else is started there, so nothing else wakes it. */
+async function measureWakeUpCostPinned(): Promise<WakeUpCost> {
+  const out = await run(
+    pinned(SUT_CORE, [process.execPath, "--import", "tsx", join(here, "wake-up-cost.ts")]),
+    60_000,
+  );
+  return JSON.parse(out.trim()) as WakeUpCost;
 }
 
 function run(command: string[], timeoutMs: number): Promise<string> {
