@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { createProcessMetricsRegistry } from "@zero/kit/process-metrics";
 import type { UpstreamObserver } from "./edge/balanced-transport.js";
 import type { CircuitState } from "./edge/circuit-breaker.js";
 
@@ -30,8 +31,7 @@ const CIRCUIT_VALUE: Readonly<Record<CircuitState, number>> = { closed: 0, "half
 
 /** A registry of its own (not prom-client's global one), so gateways started by tests never clash. */
 export function createGatewayMetrics(): GatewayMetrics {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  const registry = createProcessMetricsRegistry();
   const registers = [registry];
 
   const requests = new Counter({

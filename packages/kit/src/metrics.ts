@@ -1,8 +1,9 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Interceptor } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
-import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Histogram, type Registry } from "prom-client";
 import { interceptStream } from "./interceptor-stream.js";
+import { createProcessMetricsRegistry } from "./process-metrics.js";
 
 export interface RpcMetrics {
   /** Everything `GET /metrics` exposes: the RPC metrics below plus process metrics. */
@@ -14,13 +15,9 @@ export interface RpcMetrics {
 // RPC latencies here range from sub-millisecond cache hits to multi-second argon2 logins.
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-/**
- * One registry per server (not prom-client's global one), so several servers in one process —
- * as in tests — keep their own counts and never clash on metric registration.
- */
+/** One registry per server, so several servers in one process (as in tests) keep their own counts. */
 export function createRpcMetrics(): RpcMetrics {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  const registry = createProcessMetricsRegistry();
   const labelNames = ["service", "method", "code"] as const;
   const requests = new Counter({
     name: "rpc_requests_total",
