@@ -249,7 +249,8 @@ function pipeCall(
 
     upstreamStream.on("trailers", (trailers: IncomingHttpHeaders) => {
       // HTTP/2 trailers (gRPC). HTTP/1.1 callers speak gRPC-Web or Connect, whose trailers travel
-      // in the body, so there is nothing to add for them.
+      // in the body, so there is nothing to add for them. (Only a gRPC request's HTTP/2 response
+      // is kept open for trailers: @zero/kit/http2-end-stream.)
       if (!("stream" in res)) return;
       const outgoing: OutgoingHttpHeaders = {};
       for (const [key, value] of Object.entries(trailers)) {
