@@ -547,6 +547,8 @@ function report(
     );
   }
   out();
+  // Per pair, per round: the share of throughput the feature keeps (baseline µs / feature µs).
+  const keptEach = pairs.map((_, i) => (together[i] ?? []).map((r) => r.baseUs / r.featureUs));
   out("## Edge features loaded at the same moment as their baseline (CPU µs per request, whole SUT)");
   out("| feature | baseline µs (median) | with feature µs (median) | kept (baseline / feature) each round |");
   out("|---|---:|---:|---|");
@@ -555,7 +557,7 @@ function report(
     out(
       `| ${pair.name} | ${median(rounds.map((r) => r.baseUs)).toFixed(0)} | ${median(
         rounds.map((r) => r.featureUs),
-      ).toFixed(0)} | ${rounds.map((r) => (r.baseUs / r.featureUs).toFixed(2)).join(" / ")} |`,
+      ).toFixed(0)} | ${(keptEach[i] ?? []).map((k) => k.toFixed(2)).join(" / ")} |`,
     );
   }
   out();
@@ -622,7 +624,7 @@ function report(
     ratioRow("+ edge auth (cache, revocation) / auth off", "userAuth", "userNoAuth", 0.8),
     // The same three from the same-moment phase: less exposed to the machine's drift (Session 7).
     ...pairs.map((pair, i): Row => {
-      const kept = (together[i] ?? []).map((r) => r.baseUs / r.featureUs);
+      const kept = keptEach[i] ?? [];
       return {
         label: `${pair.name}, loaded together with its baseline (CPU)`,
         value: median(kept),
