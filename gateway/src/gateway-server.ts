@@ -383,7 +383,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     };
 
     const finish = (label: string, operation: Operation | undefined, protocol: string, span?: Span): void => {
-      const status = res.statusCode;
+      const status = exchange.outcomeStatus ?? res.statusCode;
       const seconds = (performance.now() - startedAt) / 1000;
       metrics.observe({ protocol, route: label, status }, seconds);
       if (accessLogger) {
@@ -472,11 +472,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
     const record = (label: string): void => {
       try {
-        const status = res.statusCode;
         if (!protocol && label !== "unmatched") span.updateName(label);
         span.setAttribute("http.route", label);
-        span.setAttribute("http.response.status_code", status);
-        if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+        span.setAttribute("http.response.status_code", res.statusCode);
+        if ((exchange.outcomeStatus ?? res.statusCode) >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
         span.end();
         finish(label, operation, protocol ?? "rest", span);
       } catch (error) {

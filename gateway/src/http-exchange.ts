@@ -21,6 +21,12 @@ export interface Exchange {
   /** Aborted when the client goes away before the response is complete. */
   readonly signal: AbortSignal;
   readonly logger: Logger;
+  /**
+   * For calls whose HTTP status says nothing of their outcome (gRPC, gRPC-Web and Connect streaming
+   * answer 200 and carry their code at the end): the HTTP status of that code, for the metrics, the
+   * access log and the span (rpc-outcome.ts). Set by whatever learns the outcome.
+   */
+  outcomeStatus?: number;
 }
 
 /** A single header value (the first, when a client repeated it). */

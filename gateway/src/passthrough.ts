@@ -9,6 +9,7 @@ import { requestHeader, type Exchange, type GatewayRequest } from "./http-exchan
 import { binaryContentType, createBase64Decoder, textContentType } from "./grpc-web-text.js";
 import { discardRequestBody } from "./request-body.js";
 import { sendRpcError, type RpcProtocol } from "./rpc-error-response.js";
+import { envelopeOutcomeFor, grpcTrailerStatus } from "./rpc-outcome.js";
 import { upstreamFailure, type Upstream, type Upstreams } from "./upstreams.js";
 
 // Connect, gRPC and gRPC-Web calls are forwarded to the owning service byte for byte: the gateway
@@ -167,11 +168,15 @@ function pipeCall(
   upstreamStream: ClientHttp2Stream,
 ): Promise<void> {
   const { req, res } = exchange;
+  // gRPC's outcome arrives in trailers; gRPC-Web's and Connect streaming's in the body's last envelope.
+  const envelopes = envelopeOutcomeFor(protocol);
   return new Promise<void>((resolve) => {
     let settled = false;
     const settle = (): void => {
       if (settled) return;
       settled = true;
+      const outcome = envelopes?.status();
+      if (outcome !== undefined) exchange.outcomeStatus = outcome;
       // The upstream answered before reading everything (it refused the call): drop the rest.
       if (!req.complete) discardRequestBody(req);
       resolve();
@@ -225,6 +230,7 @@ function pipeCall(
       }
       // A trailers-only gRPC response (the upstream refused the call) must stay trailers-only.
       const endStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+      if (endStream && protocol === "grpc") exchange.outcomeStatus = grpcTrailerStatus(headers);
       if (endStream && "stream" in res) {
         res.stream.respond({ ...outgoing, ":status": status }, { endStream: true });
         settle();
@@ -239,6 +245,7 @@ function pipeCall(
 
     upstreamStream.on("data", (chunk: Buffer) => {
       upstream.sessions.notifyResponseByteRead(upstreamStream);
+      envelopes?.push(chunk);
       const out = res as Writable;
       const data = protocol === "grpc-web-text" ? chunk.toString("base64") : chunk;
       if (!out.write(data)) {
@@ -251,6 +258,7 @@ function pipeCall(
       // HTTP/2 trailers (gRPC). HTTP/1.1 callers speak gRPC-Web or Connect, whose trailers travel
       // in the body, so there is nothing to add for them. (Only a gRPC request's HTTP/2 response
       // is kept open for trailers: @zero/kit/http2-end-stream.)
+      exchange.outcomeStatus = grpcTrailerStatus(trailers);
       if (!("stream" in res)) return;
       const outgoing: OutgoingHttpHeaders = {};
       for (const [key, value] of Object.entries(trailers)) {

@@ -29,6 +29,7 @@ export function sendRpcError(
   contentType: string,
 ): void {
   const { res } = exchange;
+  exchange.outcomeStatus = codeToHttpStatus(error.code);
   // The client went away (e.g. its deadline passed and it reset the HTTP/2 stream): nobody is left
   // to answer, and writing to a reset stream throws outside any request handler.
   if (res.destroyed || (res instanceof Http2ServerResponse && (res.stream.destroyed || res.stream.closed)))

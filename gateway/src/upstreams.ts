@@ -173,6 +173,8 @@ function createInstance(name: string, url: string, opts: UpstreamsOptions): Upst
     { pingIntervalMs: 30_000, pingTimeoutMs: 5_000, idleConnectionTimeoutMs: 15 * 60_000 },
   );
   const http1 = createHttp1Lane(url, { maxInFlight: opts.http1Connections ?? 4 });
+  // Every circuit starts closed: said at once, so the gauge has a sample before its first change.
+  opts.observer?.circuit(name, url, "closed");
   return {
     url,
     sessions,

@@ -1,5 +1,9 @@
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import {
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+} from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Server } from "@zero/kit/server";
 import { EchoService } from "@zero/proto/zero/testing/v1/echo_pb";
@@ -91,6 +95,68 @@ describe("metrics", () => {
       /gateway_upstream_requests_total\{upstream="testing",instance="[^"]+",outcome="ok"\} [1-9]/,
     );
     expect(text).toMatch(/gateway_upstream_request_duration_seconds_count\{upstream="testing"\} [1-9]/);
+    expect(text).toContain(`gateway_upstream_circuit_state{upstream="testing",instance="${echo.url}"} 0`);
+  });
+});
+
+describe("metrics of RPCs whose HTTP status is 200 whatever their outcome", () => {
+  // gRPC, gRPC-Web and Connect streaming carry the code at the end of the response; the status
+  // label is the HTTP status of that code, as for Connect unary and REST.
+  const counted = async (protocol: string, rpc: string, status: number): Promise<number> => {
+    const text = await (await fetch(`${gateway.url}/metrics`)).text();
+    const line = text
+      .split("\n")
+      .find((l) =>
+        l.startsWith(
+          `gateway_requests_total{protocol="${protocol}",route="zero.testing.v1.EchoService/${rpc}",status="${status}"}`,
+        ),
+      );
+    return Number(line?.split(" ").pop() ?? 0);
+  };
+  const failing = async (call: Promise<unknown>): Promise<void> => {
+    await expect(call).rejects.toBeInstanceOf(ConnectError);
+  };
+
+  it.each<[string, string, () => Transport]>([
+    ["grpc", "gRPC", () => createGrpcTransport({ baseUrl: gateway.url })],
+    ["grpc-web", "gRPC-Web", () => createGrpcWebTransport({ baseUrl: gateway.url, httpVersion: "1.1" })],
+  ])(
+    "%s: a service's error, the gateway's refusal and a success each keep their status",
+    async (protocol, _, transport) => {
+      const client = createClient(EchoService, transport());
+      const before = {
+        unavailable: await counted(protocol, "Fail", 503),
+        denied: await counted(protocol, "InternalEcho", 403),
+        ok: await counted(protocol, "Echo", 200),
+      };
+      await failing(client.fail({ code: "unavailable" }));
+      await failing(client.internalEcho({}));
+      await client.echo({ message: "x" });
+      expect(await counted(protocol, "Fail", 503)).toBe(before.unavailable + 1);
+      expect(await counted(protocol, "InternalEcho", 403)).toBe(before.denied + 1);
+      expect(await counted(protocol, "Echo", 200)).toBe(before.ok + 1);
+    },
+  );
+
+  it("Connect streaming: the end-of-stream message's error is counted with its status", async () => {
+    const client = createClient(
+      EchoService,
+      createConnectTransport({ baseUrl: gateway.url, httpVersion: "1.1" }),
+    );
+    const before = {
+      ok: await counted("connect-stream", "EchoStream", 200),
+      invalid: await counted("connect-stream", "EchoStream", 400),
+    };
+    const messages: string[] = [];
+    for await (const reply of client.echoStream({ message: "m", count: 2 })) messages.push(reply.message);
+    expect(messages).toEqual(["m", "m"]);
+    await failing(
+      (async () => {
+        for await (const _ of client.echoStream({ message: "m", count: -1 })) void _;
+      })(),
+    );
+    expect(await counted("connect-stream", "EchoStream", 200)).toBe(before.ok + 1);
+    expect(await counted("connect-stream", "EchoStream", 400)).toBe(before.invalid + 1);
   });
 });
 
