@@ -15,7 +15,7 @@ import type { WakeUpCost } from "./wake-up-cost.js";
 // with each edge feature (authentication with its cache, Redis rate limiting, tracing) and with
 // all of them; then each edge feature again, loaded at the same moment as its baseline (CPU per
 // request, which the machine's drift then moves on both sides alike); then the latency the gateway
-// adds at half of its saturation. The system under test (echo, gateway, Redis) runs on core 0, the
+// adds at half of its saturation, with the bare server at the same rate for reference. The system under test (echo, gateway, Redis) runs on core 0, the
 // load generator on core 1.
 //
 //   pnpm --filter @zero/bench gateway            (or: node --import tsx bench/gateway/run.ts)
@@ -52,6 +52,13 @@ interface Measurement {
   readonly result: LoadResult;
   /** CPU time of each system-under-test process per request, in µs. */
   readonly cpuUsPerRequest: Record<string, number>;
+}
+
+/** One round of the latency phase: each path at the same fixed rate. */
+interface Latency {
+  readonly ceiling: Measurement;
+  readonly direct: Measurement;
+  readonly gateway: Measurement;
 }
 
 interface Sut {
@@ -203,12 +210,15 @@ async function main(): Promise<void> {
     scenarios.map((s) => [s.key, medianMeasurement(runs.get(s.key) ?? [])]),
   ) as Record<ScenarioKey, Measurement>;
 
-  // Latency at half of the gateway's (median) saturation, the same rate on both paths, alternating.
+  // Latency at half of the gateway's (median) saturation, the same rate on every path, alternating.
   const rate = Math.max(50, Math.round(medians.rest.result.rps / 2));
-  const latency: { direct: Measurement; gateway: Measurement }[] = [];
+  const latency: Latency[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     process.stderr.write(`round ${round}/${ROUNDS}: latency at ${rate} req/s …\n`);
     latency.push({
+      // The machine's own floor at this rate: what a bare server pays per request when requests
+      // come one wake-up at a time, next to what it pays draining a queue (closed loop).
+      ceiling: await openLoop("ceiling", { hello }, { ...direct, url: hello.url, path: "/" }, rate),
       direct: await openLoop("direct", { echo }, direct, rate),
       gateway: await openLoop("rest", { gateway: plain, echo }, rest(plain), rate),
     });
@@ -520,7 +530,7 @@ function report(
   runs: ReadonlyMap<ScenarioKey, Measurement[]>,
   m: Record<ScenarioKey, Measurement>,
   rate: number,
-  latency: readonly { direct: Measurement; gateway: Measurement }[],
+  latency: readonly Latency[],
   pairs: readonly Pair[],
   together: readonly (readonly SameMoment[])[],
 ): void {
@@ -561,33 +571,37 @@ function report(
     );
   }
   out();
-  const directP50 = median(latency.map((l) => l.direct.result.p50Ms));
-  const gatewayP50 = median(latency.map((l) => l.gateway.result.p50Ms));
   const added = median(latency.map((l) => l.gateway.result.p50Ms - l.direct.result.p50Ms));
   out(`## Latency at ${rate} req/s (half of the gateway's median saturation; open loop, Node generator)`);
   // CPU per request at this rate next to the closed-loop figures above: a Node server answering
   // requests one wake-up at a time spends more on each than one draining a queue, so "half of
-  // saturation" keeps its core busier than half (RESULTS.md, session 5).
+  // saturation" keeps its core busier than half (RESULTS.md, sessions 5 and 9). The bare server's
+  // row shows how much of that is the machine's: it runs no code of Zero's.
   out(
-    "| path | p50 ms (median) | p50 each round | p90 ms | p99 ms | errors | CPU µs/request (median) | SUT core busy |",
+    "| path | p50 ms (median) | p50 each round | p90 ms | p99 ms | errors | CPU µs/request (median) | × closed-loop CPU | SUT core busy |",
   );
-  out("|---|---:|---|---:|---:|---:|---|---:|");
-  for (const [label, pick, p50] of [
-    ["direct Connect (echo)", (l: (typeof latency)[number]) => l.direct, directP50],
-    ["REST via gateway", (l: (typeof latency)[number]) => l.gateway, gatewayP50],
-  ] as const) {
+  out("|---|---:|---|---:|---:|---:|---|---:|---:|");
+  const paths = [
+    ["bare node:http hello", (l: Latency) => l.ceiling, "ceiling"],
+    ["direct Connect (echo)", (l: Latency) => l.direct, "directConnect"],
+    ["REST via gateway", (l: Latency) => l.gateway, "rest"],
+  ] as const;
+  const sum = (values: readonly number[]): number => values.reduce((total, v) => total + v, 0);
+  for (const [label, pick, closedLoop] of paths) {
     const results = latency.map((l) => pick(l).result);
     const each = results.map((r) => r.p50Ms.toFixed(3)).join(" / ");
+    const p50 = median(results.map((r) => r.p50Ms));
     const p90 = median(results.map((r) => r.p90Ms));
     const p99 = median(results.map((r) => r.p99Ms));
-    const errors = results.reduce((sum, r) => sum + r.errors, 0);
-    const processes = Object.keys(pick(latency[0] as (typeof latency)[number]).cpuUsPerRequest);
+    const errors = results.reduce((total, r) => total + r.errors, 0);
+    const processes = Object.keys(pick(latency[0] as Latency).cpuUsPerRequest);
     const cpu = processes.map((k) => median(latency.map((l) => pick(l).cpuUsPerRequest[k] ?? 0)));
-    const busy = (cpu.reduce((sum, us) => sum + us, 0) * rate) / 1e6;
+    const busy = (sum(cpu) * rate) / 1e6;
+    const saturated = sum(Object.values(m[closedLoop].cpuUsPerRequest));
     out(
       `| ${label} | ${p50.toFixed(3)} | ${each} | ${p90.toFixed(3)} | ${p99.toFixed(3)} | ${errors} | ${processes
         .map((k, i) => `${k} ${(cpu[i] as number).toFixed(0)}`)
-        .join(", ")} | ${(busy * 100).toFixed(0)} % |`,
+        .join(", ")} | ${(sum(cpu) / Math.max(1, saturated)).toFixed(1)} | ${(busy * 100).toFixed(0)} % |`,
     );
   }
   out();
