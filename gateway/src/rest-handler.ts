@@ -107,7 +107,7 @@ async function serve(
 
   const message = transcodeRequest(
     route,
-    { bindings, query: new URLSearchParams(exchange.query), body },
+    { bindings, query: parseQuery(exchange.query), body },
     opts.registry,
   );
   const missing = findMissingRequiredFields(route.method.input, message, partialUpdateOf(route, message));
@@ -159,9 +159,10 @@ async function serve(
 /**
  * Response headers a service sets for its REST callers too — an allow-list, so nothing internal
  * (protocol, tracing or other metadata) leaks to the edge: `Idempotent-Replayed: true` when payments
- * replays a stored result for a retried Idempotency-Key (Stripe's header).
+ * replays a stored result for a retried Idempotency-Key (Stripe's header), and `Cache-Control` where
+ * a service says how long its answer may be kept (auth's JWKS).
  */
-const FORWARDED_RESPONSE_HEADERS = ["idempotent-replayed"] as const;
+const FORWARDED_RESPONSE_HEADERS = ["idempotent-replayed", "cache-control"] as const;
 
 function forwardedResponseHeaders(response: UnaryResponse): Record<string, string> {
   const forwarded: Record<string, string> = {};
@@ -180,6 +181,30 @@ function partialUpdateOf(route: Route, message: Message): PartialUpdate | undefi
   const mask = reflect(route.method.input, message).get(updateMaskField);
   if (!isReflectMessage(mask, FieldMaskSchema)) return undefined;
   return { field: bodyField, mask: (mask.message as FieldMask).paths };
+}
+
+/**
+ * The query's parameters. A malformed percent-escape or one that makes invalid UTF-8 is a 400, as
+ * in the path: URLSearchParams would keep `%ZZ` as it is and turn bad bytes into U+FFFD.
+ */
+function parseQuery(query: string): URLSearchParams {
+  if (query.includes("%")) {
+    for (const part of query.split("&")) {
+      let valid = /^(?:[^%]|%[0-9A-Fa-f]{2})*$/.test(part);
+      try {
+        if (valid) decodeURIComponent(part.replace(/\+/g, " "));
+      } catch {
+        valid = false;
+      }
+      if (!valid) {
+        throw new DomainError(
+          "invalid_argument",
+          `invalid percent-encoding in the query parameter "${part.split("=", 1)[0]}": escape each byte of its UTF-8 as %XX`,
+        );
+      }
+    }
+  }
+  return new URLSearchParams(query);
 }
 
 type JsonBody =
@@ -237,6 +262,16 @@ function jsonBodyOf(exchange: Exchange, route: Route, limit: number, result: Bod
     return { kind: "answered" };
   }
   if (result.bytes.length === 0) return { kind: "json", json: undefined };
+  const coding = (requestHeader(req, "content-encoding") ?? "identity").trim().toLowerCase();
+  if (coding !== "identity" && coding !== "") {
+    const error = new DomainError(
+      "invalid_argument",
+      `unsupported content-encoding "${coding}": send the request body uncompressed`,
+      { reason: "UNSUPPORTED_MEDIA_TYPE" },
+    );
+    sendHttpError(exchange, error, { httpStatus: 415 });
+    return { kind: "answered" };
+  }
 
   const bodyType = route.body === "*" ? route.method.input : route.bodyField?.message;
   if (bodyType?.typeName === HTTP_BODY) return rawBody(result.bytes, req);

@@ -4,6 +4,7 @@ import { isFieldError, protoCamelCase, reflect } from "@bufbuild/protobuf/reflec
 import { FieldMaskSchema } from "@bufbuild/protobuf/wkt";
 import { ScalarType } from "@bufbuild/protobuf";
 import { DomainError, invalidArguments, type FieldViolation } from "@zero/kit/errors";
+import { fieldValueViolation, scalarViolation, wellKnownStringViolation } from "./json-value-checks.js";
 import type { PathBindings } from "./path-template.js";
 import type { Route } from "./route-table.js";
 
@@ -44,14 +45,14 @@ export function transcodeRequest(route: Route, request: RestRequest, registry?: 
   if (route.body === "*") {
     const body = request.body ?? {};
     if (!isJsonObject(body)) throw notAnObject();
-    collectUnknownFields(input, body, "", violations, 0);
+    collectFieldViolations(input, body, "", violations, 0);
     base = body;
   } else if (route.bodyField) {
     const field = route.bodyField;
     if (request.body !== undefined) {
       if (field.fieldKind === "message" && !hasSpecialJson(field.message)) {
         if (!isJsonObject(request.body)) throw notAnObject();
-        collectUnknownFields(field.message, request.body, "", violations, 0);
+        collectFieldViolations(field.message, request.body, "", violations, 0);
       }
       base = { [field.name]: request.body };
     }
@@ -91,6 +92,8 @@ export function transcodeRequest(route: Route, request: RestRequest, registry?: 
   // 3. Query parameters: every field not bound by the path or the body.
   const params = groupQuery(request.query);
   let maskFromQuery = false;
+  // A field named twice, once by each of its names (`page_size=1&pageSize=2`), is given twice.
+  const namedAs = new Map<string, string>();
   for (const [name, values] of params) {
     const resolved = resolveQueryField(route, name, values.length);
     if ("violation" in resolved) {
@@ -98,6 +101,18 @@ export function transcodeRequest(route: Route, request: RestRequest, registry?: 
       continue;
     }
     const leaf = resolved.chain[resolved.chain.length - 1]!;
+    const target =
+      resolved.chain.map((f) => f.name).join(".") +
+      (resolved.mapKey === undefined ? "" : `[${resolved.mapKey}]`);
+    const earlier = namedAs.get(target);
+    if (earlier !== undefined && leaf.fieldKind !== "list") {
+      violations.push({
+        field: name,
+        description: `given twice (as ${earlier} and ${name}) but the field is not repeated`,
+      });
+      continue;
+    }
+    namedAs.set(target, name);
     if (leaf === route.updateMaskField) maskFromQuery = true;
     try {
       const json =
@@ -245,6 +260,8 @@ function scalarJson(type: ScalarType, value: string): JsonValue {
   // proto3 JSON takes every number and 64-bit integer as a string too, but booleans only as
   // literals. Anything else stays a string so protobuf-es reports the precise type error.
   if (type === ScalarType.BOOL) return value === "true" ? true : value === "false" ? false : value;
+  const problem = scalarViolation(type, value);
+  if (problem !== undefined) throw new Error(problem);
   return value;
 }
 
@@ -293,6 +310,8 @@ function wktJson(message: DescMessage, value: string): JsonValue {
       .map((path) => path.split(".").map(protoCamelCase).join("."))
       .join(",");
   }
+  const problem = wellKnownStringViolation(message.typeName, value);
+  if (problem !== undefined) throw new Error(problem);
   const wrapped = wrapperScalar[message.typeName];
   return wrapped === undefined ? value : scalarJson(wrapped, value);
 }
@@ -353,10 +372,11 @@ function jsonScalarText(value: JsonValue): string | undefined {
 }
 
 /**
- * protobuf-es names only the first unknown key and not where it sits; walking the JSON first
- * lets the 400 name every unknown field with its full path (`book.shelf.colour`).
+ * protobuf-es names only the first unknown key or bad value and not where it sits; walking the JSON
+ * first lets the 400 name every unknown field and every value it refuses with its full path
+ * (`book.shelf.colour`), and catches the values it would take but change (json-value-checks.ts).
  */
-function collectUnknownFields(
+function collectFieldViolations(
   desc: DescMessage,
   json: JsonObject,
   prefix: string,
@@ -371,18 +391,26 @@ function collectUnknownFields(
       out.push({ field: path, description: "unknown field" });
       continue;
     }
-    if (field.fieldKind === "message" && !hasSpecialJson(field.message) && isJsonObject(value)) {
-      collectUnknownFields(field.message, value, path + ".", out, depth + 1);
+    const problem = fieldValueViolation(field, value);
+    if (problem !== undefined) {
+      out.push({ field: path, description: problem });
+      continue;
+    }
+    if (field.fieldKind === "message" && !hasSpecialJson(field.message)) {
+      if (isJsonObject(value)) collectFieldViolations(field.message, value, path + ".", out, depth + 1);
+      else if (value !== null) out.push({ field: path, description: "must be a JSON object" });
     } else if (field.fieldKind === "list" && field.listKind === "message" && !hasSpecialJson(field.message)) {
       if (Array.isArray(value)) {
         value.forEach((item, i) => {
-          if (isJsonObject(item)) collectUnknownFields(field.message, item, `${path}[${i}].`, out, depth + 1);
+          if (isJsonObject(item))
+            collectFieldViolations(field.message, item, `${path}[${i}].`, out, depth + 1);
         });
       }
     } else if (field.fieldKind === "map" && field.mapKind === "message" && !hasSpecialJson(field.message)) {
       if (isJsonObject(value)) {
         for (const [k, item] of Object.entries(value)) {
-          if (isJsonObject(item)) collectUnknownFields(field.message, item, `${path}[${k}].`, out, depth + 1);
+          if (isJsonObject(item))
+            collectFieldViolations(field.message, item, `${path}[${k}].`, out, depth + 1);
         }
       }
     }

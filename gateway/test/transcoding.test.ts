@@ -281,6 +281,30 @@ describe("every google.api.http form over REST", () => {
 });
 
 describe("strictness: every refusal is a 4xx in the documented shape", () => {
+  it("HEAD answers as GET without the body, over HTTP/1.1 and HTTP/2", async () => {
+    const get = await fetch(`${gateway.url}${t}/shelves/7`);
+    const head = await fetch(`${gateway.url}${t}/shelves/7`, { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("content-length")).toBe(get.headers.get("content-length"));
+    expect(await head.text()).toBe("");
+    const session = http2.connect(gateway.url);
+    try {
+      const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const stream = session.request({ ":method": "HEAD", ":path": `${t}/shelves/7` });
+        let status = 0;
+        let body = "";
+        stream.on("response", (headers) => (status = Number(headers[":status"])));
+        stream.on("data", (chunk: Buffer) => (body += chunk.toString()));
+        stream.on("end", () => resolve({ status, body }));
+        stream.on("error", reject);
+        stream.end();
+      });
+      expect(answer).toEqual({ status: 200, body: "" });
+    } finally {
+      session.close();
+    }
+  });
+
   it("unknown route → 404", async () => {
     expectError(await call("GET", `${t}/nothing/here`), 404, "NOT_FOUND");
     expectError(await call("GET", `${t}/shelves/1/books/2/extra/segments/x`), 404, "NOT_FOUND");
@@ -289,7 +313,7 @@ describe("strictness: every refusal is a 4xx in the documented shape", () => {
   it("known path, wrong method → 405 with every allowed method in Allow", async () => {
     const answer = await call("PUT", `${t}/shelves/1/books/2`, { body: "{}" });
     expectError(answer, 405, "UNIMPLEMENTED");
-    expect(answer.headers.get("allow")).toBe("DELETE, GET, PATCH");
+    expect(answer.headers.get("allow")).toBe("DELETE, GET, HEAD, PATCH");
   });
 
   it("unknown query parameter or JSON field → 400 naming it", async () => {
@@ -363,6 +387,76 @@ describe("strictness: every refusal is a 4xx in the documented shape", () => {
     // A megabyte-sized pile of brackets is refused quickly, without a stack overflow.
     const pile = await call("POST", `${t}/values`, { body: "[".repeat(60 * 1024) });
     expectError(pile, 400, "INVALID_ARGUMENT");
+  });
+
+  it("values proto3 JSON would take but change on the way → 400 naming the field", async () => {
+    const refused = async (path: string, body?: object): Promise<{ field: string; description: string }[]> =>
+      violations(
+        expectError(
+          await call(
+            body === undefined ? "GET" : "POST",
+            path,
+            body === undefined ? {} : { body: JSON.stringify(body) },
+          ),
+          400,
+          "INVALID_ARGUMENT",
+        ),
+      );
+    // A 64-bit integer beyond 2^53 as a JSON number is already rounded by JSON.parse.
+    const rounded = await call("POST", `${t}/values`, { body: '{"int64":9007199254740993}' });
+    expect(violations(expectError(rounded, 400, "INVALID_ARGUMENT"))).toEqual([
+      { field: "int64", description: expect.stringMatching(/send it as a string/) as unknown },
+    ]);
+    const inMap = await call("POST", `${t}/values`, { body: '{"counts":{"1":9007199254740993}}' });
+    expect(violations(expectError(inMap, 400, "INVALID_ARGUMENT"))[0]?.field).toBe("counts");
+    const exact = await call("POST", `${t}/values`, {
+      body: '{"int64":"9007199254740993","int64Value":"-9223372036854775808"}',
+    });
+    expect(exact.json).toMatchObject({ int64: "9007199254740993", int64Value: "-9223372036854775808" });
+    // Days and hours that do not exist, in the body and in the query.
+    expect((await refused(`${t}/values`, { timestamp: "2026-02-30T00:00:00Z" }))[0]?.field).toBe("timestamp");
+    expect((await refused(`${t}/values`, { times: ["2026-01-01T24:00:00Z"] }))[0]?.field).toBe("times");
+    expect((await refused(`${t}/values?timestamp=2026-04-31T10:00:00Z`))[0]?.field).toBe("timestamp");
+    expect((await call("GET", `${t}/values?timestamp=2028-02-29T23:59:59Z`)).status).toBe(200);
+    // Non-decimal numbers, which JavaScript's Number() would read.
+    expect((await refused(`${t}/values?int64=0x10`))[0]?.field).toBe("int64");
+    expect((await refused(`${t}/values?uint32Value=0b101`))[0]?.field).toBe("uint32Value");
+    expect((await refused(`${t}/values`, { int64: "0x10" }))[0]?.field).toBe("int64");
+    expect((await refused(`${t}/values?int64=%201%20`))[0]?.field).toBe("int64");
+    // A Duration counts nanoseconds; a Value cannot hold infinity (1e400 parses as Infinity).
+    expect((await refused(`${t}/values?duration=1.0000000001s`))[0]?.description).toMatch(
+      /9 fractional digits/,
+    );
+    const infinite = await call("POST", `${t}/values`, { body: '{"value":{"a":[1e400]}}' });
+    expect(violations(expectError(infinite, 400, "INVALID_ARGUMENT"))[0]?.field).toBe("value");
+    expect((await call("POST", `${t}/values`, { body: '{"struct":{"a":-1e400}}' })).status).toBe(400);
+    // An enum by a name it does not have, and a message given as a string, name their field.
+    expect((await refused(`${t}/values`, { genre: "NOPE" }))[0]?.field).toBe("genre");
+    expect((await refused(`${t}/shelves/s1/books`, { title: "T", shelf: "x" }))[0]?.field).toBe("shelf");
+  });
+
+  it("one field by both its names in the query, or a malformed query escape → 400", async () => {
+    const twice = await call("GET", `${t}/shelves/s/books?page_size=1&pageSize=2`);
+    expect(violations(expectError(twice, 400, "INVALID_ARGUMENT"))[0]?.description).toMatch(
+      /given twice \(as page_size and pageSize\)/,
+    );
+    expectError(await call("GET", `${t}/shelves/s/books?page_token=%ZZ`), 400, "INVALID_ARGUMENT");
+    expectError(await call("GET", `${t}/shelves/s/books?page_token=%C3%28`), 400, "INVALID_ARGUMENT");
+    expect((await call("GET", `${t}/shelves/s/books?page_token=%C3%A9+x`)).status).toBe(200);
+  });
+
+  it("a compressed body → 415 (the gateway reads bodies as sent)", async () => {
+    const answer = await call("POST", `${t}/values`, { body: "{}", headers: { "content-encoding": "gzip" } });
+    expect(expectError(answer, 415, "INVALID_ARGUMENT").message).toMatch(/content-encoding "gzip"/);
+  });
+
+  it("a body under the limit that outgrows it once encoded for the service → 413, not the service's 429", async () => {
+    // Each `[]` inside a google.protobuf.Value is 3 bytes of JSON and 4 of protobuf.
+    const items = Math.floor((64 * 1024 - 20) / 3);
+    const body = `{"value":[${Array.from({ length: items }, () => "[]").join(",")}]}`;
+    expect(body.length).toBeLessThan(64 * 1024);
+    const error = expectError(await call("POST", `${t}/values`, { body }), 413, "INVALID_ARGUMENT");
+    expect(error.message).toMatch(/once encoded/);
   });
 
   it("a service's ErrorInfo http_status (4xx) overrides the REST status", async () => {

@@ -1,0 +1,166 @@
+import { ScalarType } from "@bufbuild/protobuf";
+import type { DescEnum, DescField, DescMessage, JsonValue } from "@bufbuild/protobuf";
+
+// Values that protobuf-es's proto3 JSON reader takes but that would reach the service changed, or
+// fail only later as a 5xx: refused at the edge with a message naming the fix.
+// - a 64-bit integer sent as a JSON number beyond ±2^53 is already rounded by JSON.parse
+//   (9007199254740993 arrives as …992): it must travel as a string;
+// - integers in hex, octal or binary, or padded with spaces (`0x10`, ` 1 `), which JavaScript's
+//   number parsing accepts and proto3 JSON does not (decimal only);
+// - a Timestamp on a day that does not exist (`2026-02-30`, hour 24), which Date moves to another;
+// - a Duration with more than nine fractional digits (nanoseconds), whose error would otherwise
+//   read "Invalid count value: -1";
+// - a number too large for a double inside a google.protobuf.Value / Struct / ListValue (`1e400` is
+//   Infinity once parsed), which protobuf-es accepts on the way in and cannot write on the way out.
+
+const INT64_TYPES = new Set([
+  ScalarType.INT64,
+  ScalarType.UINT64,
+  ScalarType.SINT64,
+  ScalarType.FIXED64,
+  ScalarType.SFIXED64,
+]);
+const NUMBER_TYPES = new Set([
+  ...INT64_TYPES,
+  ScalarType.INT32,
+  ScalarType.UINT32,
+  ScalarType.SINT32,
+  ScalarType.FIXED32,
+  ScalarType.SFIXED32,
+  ScalarType.DOUBLE,
+  ScalarType.FLOAT,
+]);
+const WRAPPED_NUMBER: Readonly<Record<string, ScalarType>> = {
+  "google.protobuf.Int64Value": ScalarType.INT64,
+  "google.protobuf.UInt64Value": ScalarType.UINT64,
+  "google.protobuf.Int32Value": ScalarType.INT32,
+  "google.protobuf.UInt32Value": ScalarType.UINT32,
+  "google.protobuf.DoubleValue": ScalarType.DOUBLE,
+  "google.protobuf.FloatValue": ScalarType.FLOAT,
+};
+const DYNAMIC_TYPES = new Set([
+  "google.protobuf.Value",
+  "google.protobuf.Struct",
+  "google.protobuf.ListValue",
+]);
+
+/** What is wrong with a scalar field's JSON value, or undefined when protobuf-es may judge it. */
+export function scalarViolation(type: ScalarType, value: JsonValue): string | undefined {
+  if (!NUMBER_TYPES.has(type)) return undefined;
+  if (typeof value === "number") {
+    if (INT64_TYPES.has(type) && Number.isInteger(value) && !Number.isSafeInteger(value))
+      return "a 64-bit integer beyond ±2^53 cannot be sent as a JSON number without losing digits: send it as a string";
+    return undefined;
+  }
+  if (typeof value === "string" && (/^[+-]?0[xXoObB]/.test(value) || value.trim() !== value))
+    return `"${value}" is not a decimal number`;
+  return undefined;
+}
+
+// RFC 3339 as proto3 JSON spells a Timestamp; anything else is left to protobuf-es's own message.
+const TIMESTAMP =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))$/;
+const DURATION_FRACTION = /^-?\d+\.(\d+)s$/;
+
+const daysIn = (year: number, month: number): number => new Date(Date.UTC(year, month, 0)).getUTCDate();
+
+/** What is wrong with the JSON string of a Timestamp or Duration, or undefined. */
+export function wellKnownStringViolation(typeName: string, text: string): string | undefined {
+  if (typeName === "google.protobuf.Timestamp") {
+    const parts = TIMESTAMP.exec(text);
+    if (!parts) return undefined;
+    const [year, month, day, hour, minute, second, offsetHours = 0, offsetMinutes = 0] = parts
+      .slice(1)
+      .map((part) => (part === undefined ? undefined : Number(part))) as number[];
+    const valid =
+      month! >= 1 &&
+      month! <= 12 &&
+      day! >= 1 &&
+      day! <= daysIn(year!, month!) &&
+      hour! <= 23 &&
+      minute! <= 59 &&
+      second! <= 59 &&
+      offsetHours <= 23 &&
+      offsetMinutes <= 59;
+    return valid ? undefined : `"${text}" is not a date and time that exists (RFC 3339)`;
+  }
+  if (typeName === "google.protobuf.Duration") {
+    const fraction = DURATION_FRACTION.exec(text)?.[1];
+    if (fraction !== undefined && fraction.length > 9)
+      return `"${text}" has more than 9 fractional digits: a Duration counts nanoseconds`;
+  }
+  return undefined;
+}
+
+/** What is wrong with a field's JSON value (not descending into plain messages), or undefined. */
+export function fieldValueViolation(field: DescField, value: JsonValue): string | undefined {
+  if (value === null) return undefined;
+  switch (field.fieldKind) {
+    case "scalar":
+      return scalarViolation(field.scalar, value);
+    case "enum":
+      return enumViolation(field.enum, value);
+    case "message":
+      return messageValueViolation(field.message, value);
+    case "list":
+      if (!Array.isArray(value)) return undefined;
+      for (const item of value) {
+        const problem =
+          field.listKind === "scalar"
+            ? scalarViolation(field.scalar, item)
+            : field.listKind === "message"
+              ? messageValueViolation(field.message, item)
+              : enumViolation(field.enum, item);
+        if (problem !== undefined) return problem;
+      }
+      return undefined;
+    case "map":
+      if (typeof value !== "object" || Array.isArray(value)) return undefined;
+      for (const item of Object.values(value)) {
+        const problem =
+          field.mapKind === "scalar"
+            ? scalarViolation(field.scalar, item)
+            : field.mapKind === "message"
+              ? messageValueViolation(field.message, item)
+              : enumViolation(field.enum, item);
+        if (problem !== undefined) return problem;
+      }
+      return undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** An enum by a name it does not have (by number, an open enum takes any; protobuf-es checks the type). */
+function enumViolation(desc: DescEnum, value: JsonValue): string | undefined {
+  if (typeof value !== "string" || desc.values.some((v) => v.name === value)) return undefined;
+  const names = desc.values.map((v) => v.name);
+  const listed = names.length <= 12 ? names.join(", ") : `${names.slice(0, 12).join(", ")}, …`;
+  return `"${value}" is not a ${desc.name} value: use one of ${listed}`;
+}
+
+/** Checks the JSON of well-known types; a plain message's fields are walked by the caller. */
+function messageValueViolation(message: DescMessage, value: JsonValue): string | undefined {
+  if (typeof value === "string") {
+    const wrapped = WRAPPED_NUMBER[message.typeName];
+    if (wrapped !== undefined) return scalarViolation(wrapped, value);
+    return wellKnownStringViolation(message.typeName, value);
+  }
+  if (typeof value === "number") {
+    const wrapped = WRAPPED_NUMBER[message.typeName];
+    return wrapped === undefined ? undefined : scalarViolation(wrapped, value);
+  }
+  if (DYNAMIC_TYPES.has(message.typeName) && !allFinite(value, 0))
+    return "a number is too large for a double (it reads as infinity): numbers in JSON values must be finite";
+  return undefined;
+}
+
+/** False when some number in the JSON is ±Infinity (the body's depth is already bounded). */
+function allFinite(value: JsonValue, depth: number): boolean {
+  if (typeof value === "number") return Number.isFinite(value);
+  if (typeof value !== "object" || value === null || depth > 128) return true;
+  for (const item of Array.isArray(value) ? value : Object.values(value)) {
+    if (!allFinite(item, depth + 1)) return false;
+  }
+  return true;
+}
