@@ -155,6 +155,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     defaultTimeoutMs: opts.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
     edgeCallOf: edgeCalls.lookup,
     observer: metrics,
+    // A REST body is held to the limit as JSON and again once encoded for the service.
+    maxRequestBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     ...opts.resilience,
   });
   for (const service of upstreams.unrouted) {

@@ -79,6 +79,8 @@ export interface UpstreamsOptions extends ResilienceOptions {
   readonly defaultTimeoutMs: number;
   /** Per-request edge facts (client deadline, client address) filed under the request's signal. */
   readonly edgeCallOf?: EdgeCallLookup;
+  /** The largest unary request message sent, encoded (balanced-transport.ts); default 1 MiB. */
+  readonly maxRequestBytes?: number;
   readonly observer?: UpstreamObserver & {
     circuit(upstream: string, instance: string, state: CircuitState): void;
   };
@@ -132,6 +134,7 @@ export function createUpstreams(opts: UpstreamsOptions): Upstreams {
         edgeCallOf: opts.edgeCallOf ?? (() => undefined),
         ...(opts.observer ? { observer: opts.observer } : {}),
         ...(opts.http1QuietMs === undefined ? {} : { laneQuietMs: opts.http1QuietMs }),
+        ...(opts.maxRequestBytes === undefined ? {} : { maxRequestBytes: opts.maxRequestBytes }),
       }),
     };
     byName.set(name, upstream);

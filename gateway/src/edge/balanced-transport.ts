@@ -11,6 +11,7 @@ import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ContextValues, StreamResponse, Transport, UnaryResponse } from "@connectrpc/connect";
 import { trace } from "@opentelemetry/api";
+import { DomainError, domainErrorToConnectError } from "@zero/kit/errors";
 import { injectTraceHeaders } from "@zero/kit/tracing";
 
 type HeadersInit = ConstructorParameters<typeof Headers>[0];
@@ -45,6 +46,14 @@ export interface BalancedTransportOptions {
   readonly maxAttempts?: number;
   /** Default 16 MiB. */
   readonly maxResponseBytes?: number;
+  /**
+   * The largest unary request message sent, encoded; default 1 MiB, what the kit's services read
+   * at most. A REST body under the gateway's own limit can grow past it once encoded (each empty
+   * JSON array inside a `google.protobuf.Value` takes 4 bytes of protobuf for its 3 of JSON): such a
+   * call is refused here with 413, rather than sent for the service to answer resource_exhausted,
+   * which REST would turn into a 429 telling the client to retry.
+   */
+  readonly maxRequestBytes?: number;
   /** How long an instance's HTTP/2 session must be quiet before unary calls take its lane again; default LANE_QUIET_MS. */
   readonly laneQuietMs?: number;
 }
@@ -63,6 +72,7 @@ export interface BalancedTransportOptions {
 export function createBalancedTransport(opts: BalancedTransportOptions): Transport {
   const maxAttempts = opts.maxAttempts ?? 3;
   const maxResponseBytes = opts.maxResponseBytes ?? 16 * 1024 * 1024;
+  const maxRequestBytes = opts.maxRequestBytes ?? 1024 * 1024;
   const laneQuietMs = opts.laneQuietMs ?? LANE_QUIET_MS;
   const unavailable = (): ConnectError =>
     new ConnectError(`the ${opts.name} service is unavailable: retry shortly`, Code.Unavailable);
@@ -235,6 +245,14 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
         // does: one gateway span per request, whatever the protocol.
         injectTraceHeaders((key, value) => (outgoing[key] = value));
         const body = toBinary(method.input, create(method.input, input));
+        if (body.byteLength > maxRequestBytes) {
+          const tooLarge = new DomainError(
+            "invalid_argument",
+            `the request is ${body.byteLength} bytes once encoded for the ${opts.name} service, more than the ${maxRequestBytes} it accepts: send less`,
+            { reason: "BODY_TOO_LARGE", metadata: { http_status: "413" } },
+          );
+          return Promise.reject(domainErrorToConnectError(tooLarge));
+        }
         const callSignal = signal ?? new AbortController().signal;
         return withRetries(
           isSafe(method, edge),
