@@ -124,12 +124,17 @@ describe("createRouteTable with every HttpRule form (zero.testing.v1.Transcoding
   it("lists every method bound to a path in Allow", () => {
     expect(table.lookup("PUT", `${t}/shelves/1/books/2`)).toEqual({
       kind: "method-not-allowed",
-      allow: ["DELETE", "GET", "PATCH"],
+      allow: ["DELETE", "GET", "HEAD", "PATCH"],
     });
     expect(table.lookup("PUT", `${t}/shelves/1`)).toEqual({
       kind: "method-not-allowed",
-      allow: ["GET", "PURGE"],
+      allow: ["GET", "HEAD", "PURGE"],
     });
+  });
+
+  it("serves HEAD with the GET route (RFC 9110: GET without the body)", () => {
+    expect(found(table, "HEAD", `${t}/shelves/1`).route).toBe(found(table, "GET", `${t}/shelves/1`).route);
+    expect(table.lookup("HEAD", `${t}/values:unknown`)).toEqual({ kind: "not-found" });
   });
 
   it("prefers the more specific template", () => {

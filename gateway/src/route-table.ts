@@ -97,23 +97,24 @@ export function createRouteTable(services: readonly DescService[]): RouteTable {
   }
   routes.sort((a, b) => compareSpecificity(a.template, b.template));
 
-  return {
-    routes,
-    lookup(httpMethod, path) {
-      const split = splitPath(path);
-      if (!split) return { kind: "not-found" };
-      const allow = new Set<string>();
-      for (const route of routes) {
-        const methodMatches = route.httpMethod === httpMethod || route.httpMethod === "*";
-        const bindings = matchPathTemplate(route.template, split);
-        if (!bindings) continue;
-        if (methodMatches) return { kind: "found", route, bindings };
-        allow.add(route.httpMethod);
-      }
-      if (allow.size > 0) return { kind: "method-not-allowed", allow: [...allow].sort() };
-      return { kind: "not-found" };
-    },
+  const lookup = (httpMethod: string, path: string): RouteLookup => {
+    const split = splitPath(path);
+    if (!split) return { kind: "not-found" };
+    const allow = new Set<string>();
+    for (const route of routes) {
+      const methodMatches = route.httpMethod === httpMethod || route.httpMethod === "*";
+      const bindings = matchPathTemplate(route.template, split);
+      if (!bindings) continue;
+      if (methodMatches) return { kind: "found", route, bindings };
+      allow.add(route.httpMethod);
+    }
+    // HEAD is GET without the body (RFC 9110 §9.3.2; Node's responses drop it themselves).
+    if (httpMethod === "HEAD" && allow.has("GET")) return lookup("GET", path);
+    if (allow.has("GET")) allow.add("HEAD");
+    if (allow.size > 0) return { kind: "method-not-allowed", allow: [...allow].sort() };
+    return { kind: "not-found" };
   };
+  return { routes, lookup };
 }
 
 function routeFromRule(service: DescService, method: DescMethod, rule: HttpRule): Route {
