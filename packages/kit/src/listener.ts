@@ -24,6 +24,13 @@ export interface ListenerOptions {
    * Connect, gRPC-Web and REST all share the one port as before. PEM certificate (chain) and key.
    */
   tls?: { cert: string | Buffer; key: string | Buffer };
+  /**
+   * HTTP/1.1: how long a client may take to send a request's headers, and the whole request, before
+   * it is answered 408 and disconnected (slow-client attacks hold sockets otherwise); defaults
+   * HEADERS_TIMEOUT_MS and REQUEST_TIMEOUT_MS.
+   */
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
 }
 
 export interface Listener {
@@ -49,6 +56,10 @@ const DRAIN_POLL_MS = 20;
 const SILENT_CONNECTION_GRACE_MS = 500;
 const QUIET_MS = 200;
 const ACCEPT_GRACE_MS = 250;
+// Node's defaults are 60 s and 300 s, checked every 30 s: a client trickling bytes held a socket
+// for minutes. Ten seconds covers a slow mobile link's headers, a minute a 1 MiB body at 20 KB/s.
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 60_000;
 
 /**
  * One TCP port for HTTP/1.1 and cleartext HTTP/2 (prior knowledge): the first bytes of each
@@ -90,29 +101,48 @@ export async function startListener(opts: ListenerOptions): Promise<Listener> {
     opts.onRequest(req, res);
   };
 
-  const h1 = http.createServer(onHttp1Request);
+  const headersTimeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
+  const requestTimeout = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  const h1 = http.createServer(
+    {
+      headersTimeout,
+      requestTimeout: Math.max(requestTimeout, headersTimeout),
+      // How often Node looks for connections past those limits (default 30 s).
+      connectionsCheckingInterval: Math.min(1_000, headersTimeout),
+    },
+    onHttp1Request,
+  );
   // Requests Node's parser refuses before any handler runs (an unknown method such as `FOO`, a
   // malformed request line or header) still get an answer in the error shape every Zero endpoint
   // uses, not Node's bare `400 Bad Request`.
   h1.on("clientError", (error: NodeJS.ErrnoException, socket: net.Socket) => {
-    if (!socket.writable || error.code === "ECONNRESET") {
+    // A response already begun (a request timed out while its handler streamed an answer) cannot
+    // be followed by another: only cut the connection. (`_httpMessage` is the response Node has
+    // bound to the socket; its own default handler checks it the same way.)
+    const begun = (socket as net.Socket & { _httpMessage?: http.ServerResponse })._httpMessage?.headersSent;
+    if (!socket.writable || error.code === "ECONNRESET" || begun === true) {
       socket.destroy();
       return;
     }
-    const tooLarge = error.code === "HPE_HEADER_OVERFLOW";
-    const status = tooLarge ? 431 : 400;
-    const body = JSON.stringify({
-      error: {
-        code: status,
-        status: tooLarge ? "RESOURCE_EXHAUSTED" : "INVALID_ARGUMENT",
-        message: tooLarge
-          ? "the request headers are too large"
-          : "the request is not valid HTTP/1.1 (unknown method, or a malformed request line or header)",
-        details: [],
-      },
-    });
+    const [status, reason, code, message] =
+      error.code === "HPE_HEADER_OVERFLOW"
+        ? [431, "Request Header Fields Too Large", "RESOURCE_EXHAUSTED", "the request headers are too large"]
+        : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+          ? [
+              408,
+              "Request Timeout",
+              "DEADLINE_EXCEEDED",
+              `the request did not arrive in time: headers are awaited ${headersTimeout / 1000} s, a whole request ${Math.max(requestTimeout, headersTimeout) / 1000} s`,
+            ]
+          : [
+              400,
+              "Bad Request",
+              "INVALID_ARGUMENT",
+              "the request is not valid HTTP/1.1 (unknown method, or a malformed request line or header)",
+            ];
+    const body = JSON.stringify({ error: { code: status, status: code, message, details: [] } });
     socket.end(
-      `HTTP/1.1 ${status} ${tooLarge ? "Request Header Fields Too Large" : "Bad Request"}\r\n` +
+      `HTTP/1.1 ${status} ${reason}\r\n` +
         `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
   });
