@@ -352,7 +352,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const onRequest = (req: GatewayRequest, res: GatewayResponse): void => {
     const startedAt = performance.now();
-    const rawUrl = req.url ?? "/";
+    const rawUrl = originForm(req.url ?? "/");
     const q = rawUrl.indexOf("?");
     const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
     const query = q < 0 ? "" : rawUrl.slice(q + 1);
@@ -579,4 +579,16 @@ function defaultVerifier(opts: GatewayOptions, auth: Upstream | undefined): Toke
     audience: opts.tokenAudience ?? "zero",
     cache: opts.tokenCache ?? {},
   });
+}
+
+/**
+ * The request target as a path and query. HTTP/1.1 servers must also accept the absolute form
+ * (`GET http://host/v1/x HTTP/1.1`, RFC 9112 §3.2.2), which proxies send; its authority is ignored.
+ */
+function originForm(target: string): string {
+  if (target.startsWith("/")) return target;
+  const absolute = /^https?:\/\/[^/?#]*/i.exec(target);
+  if (!absolute) return target;
+  const rest = target.slice(absolute[0].length);
+  return rest.startsWith("/") ? rest : `/${rest}`;
 }

@@ -1,3 +1,4 @@
+import http from "node:http";
 import http2 from "node:http2";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import type { Client, Transport } from "@connectrpc/connect";
@@ -179,6 +180,28 @@ describe("REST transcoding", () => {
     const response = await rest("GET", "/v1/nothing/here");
     expectErrorShape(response.json, 404, "NOT_FOUND");
     expect(response.status).toBe(404);
+  });
+
+  it("takes an absolute-form request target, as HTTP/1.1 servers must", async () => {
+    const url = new URL(gateway.url);
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request({
+        host: url.hostname,
+        port: url.port,
+        method: "POST",
+        path: `${gateway.url}/v1/echo`,
+        headers: { "content-type": "application/json" },
+      });
+      req.on("response", (res) => {
+        let body = "";
+        res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on("error", reject);
+      req.end('{"message":"absolute"}');
+    });
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body)).toMatchObject({ message: "absolute" });
   });
 
   it("a 2 MB body → 413", async () => {
