@@ -31,6 +31,7 @@ import { createRouteTimeouts, type RouteTimeoutRule } from "./edge/route-timeout
 import { securityHeaders } from "./edge/security-headers.js";
 import { asConnectError } from "./error-body.js";
 import { createEdgeAccess } from "./edge-access.js";
+import { createEdgeReflection } from "./edge-reflection.js";
 import { createGatewayMetrics } from "./gateway-metrics.js";
 import {
   requestHeader,
@@ -199,7 +200,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     timeoutMs: opts.upstreamTimeoutMs ?? DEFAULT_UPSTREAM_TIMEOUT_MS,
     registry,
   });
-  const passthrough = createPassthrough({ upstreams, access });
+  const passthrough = createPassthrough({
+    upstreams,
+    access,
+    reflection: createEdgeReflection(opts.services),
+  });
   const health = createUpstreamHealth({
     upstreams,
     logger,

@@ -4,6 +4,7 @@ import type { Writable } from "node:stream";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { injectTraceHeaders } from "@zero/kit/tracing";
 import { asConnectError } from "./error-body.js";
+import { REFLECTION_SERVICES, type EdgeReflection } from "./edge-reflection.js";
 import type { EdgeAccess } from "./edge-access.js";
 import { requestHeader, type Exchange, type GatewayRequest } from "./http-exchange.js";
 import { binaryContentType, createBase64Decoder, textContentType } from "./grpc-web-text.js";
@@ -52,7 +53,12 @@ const notReturned = new Set([
   "date",
 ]);
 
-export function createPassthrough(opts: { upstreams: Upstreams; access: EdgeAccess }): Passthrough {
+export function createPassthrough(opts: {
+  upstreams: Upstreams;
+  access: EdgeAccess;
+  /** Answers gRPC server reflection for the routed services at the edge (edge-reflection.ts). */
+  reflection?: EdgeReflection;
+}): Passthrough {
   return {
     protocolOf(req, path, query) {
       if (!procedurePath.test(path)) return undefined;
@@ -83,6 +89,10 @@ export function createPassthrough(opts: { upstreams: Upstreams; access: EdgeAcce
       };
 
       const [, serviceName = "", methodName = ""] = procedurePath.exec(exchange.path) ?? [];
+      if (opts.reflection !== undefined && REFLECTION_SERVICES.has(serviceName)) {
+        await opts.reflection(exchange);
+        return `${serviceName}/${methodName}`;
+      }
       const target = opts.upstreams.resolve(serviceName, methodName);
       if (!target) {
         refuse(

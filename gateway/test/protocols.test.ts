@@ -1,4 +1,8 @@
+import { execFile } from "node:child_process";
 import http2 from "node:http2";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -238,6 +242,42 @@ describe("an independent gRPC client (@grpc/grpc-js) through the gateway", () =>
       );
     });
     expect(code).toBe(grpc.status.INVALID_ARGUMENT);
+  });
+});
+
+describe("gRPC server reflection at the gateway (grpcurl and buf curl without --schema)", () => {
+  const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+  const bufCurl = async (...args: string[]): Promise<string> =>
+    (
+      await promisify(execFile)(
+        path.join(repoRoot, "node_modules/.bin/buf"),
+        ["curl", "--protocol", "grpc", "--http2-prior-knowledge", ...args],
+        { cwd: repoRoot, timeout: 20_000 },
+      )
+    ).stdout;
+
+  it("lists the services the gateway routes, by v1 and v1alpha", async () => {
+    const services = (await bufCurl("--list-services", gateway.url)).trim().split("\n").sort();
+    expect(services).toEqual(
+      [
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "zero.auth.v1.ServiceIdentityService",
+        "zero.testing.v1.EchoService",
+        "zero.testing.v1.TranscodingService",
+      ].sort(),
+    );
+    const methods = await bufCurl("--reflect-protocol", "grpc-v1alpha", "--list-methods", gateway.url);
+    expect(methods).toContain("zero.testing.v1.EchoService/Echo");
+  });
+
+  it("lets a client call a method by the schema it reflected", async () => {
+    const answer = await bufCurl(
+      "-d",
+      '{"message":"reflected"}',
+      `${gateway.url}/zero.testing.v1.EchoService/Echo`,
+    );
+    expect(JSON.parse(answer)).toMatchObject({ message: "reflected" });
   });
 });
 
