@@ -74,6 +74,9 @@ export function readRequestBody(req: GatewayRequest, limit: number): BodyResult 
  * refused before its body mattered), then cuts it if the client keeps sending.
  */
 export function discardRequestBody(req: GatewayRequest): void {
+  // A body piped upstream (pass-through) to a stream that has ended would stay paused by the pipe
+  // whatever resume() says: the rest never read, the keep-alive connection stuck behind it.
+  req.unpipe();
   req.resume();
   if (req.complete) return;
   const timer = setTimeout(() => {

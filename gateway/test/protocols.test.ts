@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import http from "node:http";
 import http2 from "node:http2";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -242,6 +243,55 @@ describe("an independent gRPC client (@grpc/grpc-js) through the gateway", () =>
       );
     });
     expect(code).toBe(grpc.status.INVALID_ARGUMENT);
+  });
+});
+
+describe("a call the service refuses before reading its whole body", () => {
+  it("leaves the HTTP/1.1 keep-alive connection usable for the next call", async () => {
+    // A slow uplink: 2 MB (over the service's 1 MiB) in 64 KiB pieces, so the refusal arrives
+    // while the body is still coming; the gateway must read the rest and drop it.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const url = new URL(gateway.url);
+    const post = (chunks: Buffer[], gapMs: number): Promise<{ status: number; port: number }> =>
+      new Promise((resolve, reject) => {
+        const req = http.request({
+          agent,
+          host: url.hostname,
+          port: url.port,
+          method: "POST",
+          path: "/zero.testing.v1.EchoService/Echo",
+          headers: {
+            "content-type": "application/json",
+            "content-length": chunks.reduce((n, c) => n + c.length, 0),
+          },
+        });
+        req.on("response", (res) => {
+          res.resume();
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, port: req.socket?.localPort ?? 0 }));
+        });
+        req.on("error", reject);
+        void (async () => {
+          for (const chunk of chunks) {
+            req.write(chunk);
+            if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
+          }
+          req.end();
+        })();
+      });
+    try {
+      const big = Buffer.from(JSON.stringify({ message: "x".repeat(2_000_000) }));
+      const pieces = Array.from({ length: Math.ceil(big.length / 65536) }, (_, i) =>
+        big.subarray(i * 65536, (i + 1) * 65536),
+      );
+      const refused = await post(pieces, 5);
+      expect(refused.status).toBe(429);
+      const started = performance.now();
+      const next = await post([Buffer.from('{"message":"next"}')], 0);
+      expect(next).toEqual({ status: 200, port: refused.port });
+      expect(performance.now() - started).toBeLessThan(3_000);
+    } finally {
+      agent.destroy();
+    }
   });
 });
 
