@@ -48,6 +48,47 @@ describe("GET /openapi.json", () => {
   });
 });
 
+describe("the document agrees with what the gateway does", () => {
+  type Doc = {
+    paths: Record<string, Record<string, Record<string, unknown>>>;
+    components: { schemas: Record<string, Record<string, unknown>> };
+  };
+  let document: Doc;
+  beforeAll(async () => {
+    document = (await (await fetch(`${gateway.url}/openapi.json`)).json()) as Doc;
+  });
+
+  it("a partial PATCH body the gateway takes is not refused by the documented schema", async () => {
+    const response = await fetch(`${gateway.url}/v1/transcoding/shelves/s1/books/b1`, {
+      method: "PATCH",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ available: true }),
+    });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ updateMask: "available" });
+    const patch = document.paths["/v1/transcoding/shelves/{shelf}/books/{book}"]!["patch"]!;
+    const body = patch["requestBody"] as { content: { "application/json": { schema: { $ref: string } } } };
+    const component = body.content["application/json"].schema.$ref.replace("#/components/schemas/", "");
+    expect(document.components.schemas[component]!["required"]).toBeUndefined();
+    // The documented success response declares the X-Request-Id the answer carries.
+    expect(response.headers.get("x-request-id")).toBeTruthy();
+    expect((patch["responses"] as Record<string, { headers: object }>)["200"]!.headers).toHaveProperty(
+      "X-Request-Id",
+    );
+  });
+
+  it("a ** path parameter the gateway takes is not refused by the documented schema", async () => {
+    const response = await fetch(`${gateway.url}/v1/transcoding/files/docs/a.txt`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ path: "docs/a.txt" });
+    const get = document.paths["/v1/transcoding/files/{path}"]!["get"]!;
+    const param = (get["parameters"] as { name: string; schema: { pattern?: string } }[]).find(
+      (p) => p.name === "path",
+    )!;
+    if (param.schema.pattern !== undefined) expect("docs/a.txt").toMatch(new RegExp(param.schema.pattern));
+  });
+});
+
 describe("GET /docs", () => {
   it("serves the Swagger UI page under a strict Content-Security-Policy", async () => {
     const response = await fetch(`${gateway.url}/docs`);

@@ -1,6 +1,7 @@
 import { ScalarType, getOption } from "@bufbuild/protobuf";
 import type { DescEnum, DescField, DescMessage } from "@bufbuild/protobuf";
 import { FieldBehavior, field_behavior } from "@zero/proto/google/api/field_behavior_pb";
+import { exampleInComment } from "./comment-text.js";
 import type { ProtoComments } from "./proto-comments.js";
 
 // JSON Schemas (2020-12, as OpenAPI 3.1 uses them) of protobuf messages in their proto3 JSON
@@ -14,8 +15,21 @@ export type JsonSchema = { [key: string]: unknown };
 export interface SchemaBuilder {
   /** A `$ref` to the message's component (or the inline form of a well-known type). */
   message(desc: DescMessage): JsonSchema;
-  /** A field's schema with its description and readOnly/writeOnly from google.api.field_behavior. */
-  field(field: DescField): JsonSchema;
+  /**
+   * A field's schema with its description and readOnly/writeOnly from google.api.field_behavior.
+   * `partial`: a singular message field refers to the message's partial form (see `partialMessage`).
+   */
+  field(field: DescField, opts?: { partial?: boolean }): JsonSchema;
+  /**
+   * A `$ref` to the message's partial form: the same properties without `required`, its singular
+   * message fields partial too. A field-mask PATCH body is one: the gateway fills a missing mask
+   * from the fields present and checks REQUIRED fields only where the mask covers them, so
+   * `{"defaultBilling":true}` is a valid address update. A component of its own rather than an
+   * `allOf` over the full schema (which can add constraints, never remove `required`) or an inline
+   * copy: validators, code generators and Swagger UI all handle a plain `$ref`, and nested messages
+   * reuse it. Named `<full name>-Partial`: `-` cannot occur in a protobuf name.
+   */
+  partialMessage(desc: DescMessage): JsonSchema;
   /** An inline object schema of the message without the given top-level fields (a `body: "*"`). */
   messageWithout(desc: DescMessage, omit: ReadonlySet<DescField>): JsonSchema;
   /** The JSON schema of a scalar, enum or well-known-type leaf (for parameters). */
@@ -26,12 +40,16 @@ export interface SchemaBuilder {
 
 const componentRef = (name: string): string => `#/components/schemas/${name}`;
 
+export const PARTIAL_SUFFIX = "-Partial";
+const partialNote =
+  "Partial (a PATCH with an update mask): no field is required here; the gateway checks REQUIRED fields only where the update mask names them (a mask filled from the body names only the fields sent).";
+
 export function createSchemaBuilder(comments: ProtoComments): SchemaBuilder {
   const components = new Map<string, JsonSchema>();
 
   const describe = (schema: JsonSchema, key: string): JsonSchema => {
     const text = comments.get(key);
-    return text === undefined ? schema : { ...schema, description: text };
+    return text === undefined ? schema : { ...withCommentExample(schema, text), description: text };
   };
 
   const enumRef = (desc: DescEnum): JsonSchema => {
@@ -66,14 +84,25 @@ export function createSchemaBuilder(comments: ProtoComments): SchemaBuilder {
     return { $ref: componentRef(desc.typeName) };
   };
 
-  const elementSchema = (field: DescField): JsonSchema => {
+  const partialRef = (desc: DescMessage): JsonSchema => {
+    const special = wellKnownSchema(desc);
+    if (special) return special;
+    const name = desc.typeName + PARTIAL_SUFFIX;
+    if (!components.has(name)) {
+      components.set(name, {});
+      components.set(name, objectSchema(desc, new Set(), true));
+    }
+    return { $ref: componentRef(name) };
+  };
+
+  const elementSchema = (field: DescField, partial = false): JsonSchema => {
     switch (field.fieldKind) {
       case "scalar":
         return scalarSchema(field.scalar);
       case "enum":
         return enumRef(field.enum);
       case "message":
-        return messageRef(field.message);
+        return partial ? partialRef(field.message) : messageRef(field.message);
       case "list":
         return field.listKind === "scalar"
           ? scalarSchema(field.scalar)
@@ -90,7 +119,9 @@ export function createSchemaBuilder(comments: ProtoComments): SchemaBuilder {
     }
   };
 
-  const fieldSchema = (field: DescField): JsonSchema => {
+  // Only a singular message field is partial: a list or map value replaces the whole element, so
+  // the gateway checks the REQUIRED fields of each element.
+  const fieldSchema = (field: DescField, opts: { partial?: boolean } = {}): JsonSchema => {
     let schema: JsonSchema;
     if (field.fieldKind === "list") schema = { type: "array", items: elementSchema(field) };
     else if (field.fieldKind === "map") {
@@ -99,7 +130,7 @@ export function createSchemaBuilder(comments: ProtoComments): SchemaBuilder {
         additionalProperties: elementSchema(field),
         ...(field.mapKey === ScalarType.STRING ? {} : { propertyNames: mapKeySchema(field.mapKey) }),
       };
-    } else schema = elementSchema(field);
+    } else schema = elementSchema(field, opts.partial === true);
     schema = describe(schema, `${field.parent.typeName}.${field.name}`);
     const behavior = getOption(field, field_behavior);
     if (behavior.includes(FieldBehavior.OUTPUT_ONLY)) schema = { ...schema, readOnly: true };
@@ -112,12 +143,14 @@ export function createSchemaBuilder(comments: ProtoComments): SchemaBuilder {
     return schema;
   };
 
-  const objectSchema = (desc: DescMessage, omit: ReadonlySet<DescField>): JsonSchema => {
+  const objectSchema = (desc: DescMessage, omit: ReadonlySet<DescField>, partial = false): JsonSchema => {
     const fields = desc.fields.filter((f) => !omit.has(f));
-    const properties = Object.fromEntries(fields.map((f) => [f.jsonName, fieldSchema(f)]));
-    const required = fields
-      .filter((f) => getOption(f, field_behavior).includes(FieldBehavior.REQUIRED))
-      .map((f) => f.jsonName);
+    const properties = Object.fromEntries(fields.map((f) => [f.jsonName, fieldSchema(f, { partial })]));
+    const required = partial
+      ? []
+      : fields
+          .filter((f) => getOption(f, field_behavior).includes(FieldBehavior.REQUIRED))
+          .map((f) => f.jsonName);
     // proto3 JSON: at most one member of a oneof may be present. "Exactly one of: member i
     // present, …, none present" says that in JSON Schema.
     const oneofs = desc.oneofs
@@ -135,7 +168,9 @@ export function createSchemaBuilder(comments: ProtoComments): SchemaBuilder {
           `At most one of ${oneof.fields.map((f) => `\`${f.jsonName}\``).join(", ")} (oneof \`${oneof.name}\`).`,
       )
       .join(" ");
-    const description = [comments.get(desc.typeName), oneofNotes].filter((s) => s).join("\n\n");
+    const description = [comments.get(desc.typeName), oneofNotes, partial ? partialNote : ""]
+      .filter((s) => s)
+      .join("\n\n");
     return {
       type: "object",
       ...(description === "" ? {} : { description }),
@@ -148,6 +183,7 @@ export function createSchemaBuilder(comments: ProtoComments): SchemaBuilder {
   return {
     message: messageRef,
     field: fieldSchema,
+    partialMessage: partialRef,
     messageWithout: (desc, omit) => objectSchema(desc, omit),
     leaf: (field) => describe(elementSchema(field), `${field.parent.typeName}.${field.name}`),
     components: () => Object.fromEntries(components),
@@ -214,15 +250,15 @@ export function wellKnownSchema(desc: DescMessage): JsonSchema | undefined {
       return {
         type: "string",
         pattern: "^-?[0-9]+(\\.[0-9]{1,9})?s$",
-        description: "Seconds with an `s` suffix, e.g. `1.5s`.",
-        examples: ["3600s"],
+        description: "Seconds with an `s` suffix.",
+        // Small and neutral: a field's own limits ("at most 1 s") are in its comment, which may
+        // give its own example (withCommentExample).
+        examples: ["1s"],
       };
     case "google.protobuf.FieldMask":
-      return {
-        type: "string",
-        description: "Comma-separated field paths in lowerCamelCase, e.g. `title,shelf.id`.",
-        examples: ["title,publishTime"],
-      };
+      // No example here: a mask's paths belong to one message, so an example comes from the field's
+      // comment or, for an update mask, from the message it updates (openapi-document.ts).
+      return { type: "string", description: "Comma-separated field paths in lowerCamelCase." };
     case "google.protobuf.Struct":
       return { type: "object", additionalProperties: true };
     case "google.protobuf.Value":
@@ -241,6 +277,21 @@ export function wellKnownSchema(desc: DescMessage): JsonSchema | undefined {
     default:
       return undefined;
   }
+}
+
+/**
+ * A string leaf whose comment says "e.g. `x`" gets `x` as its example (replacing a well-known
+ * type's generic one) when it fits the schema's pattern: the example then agrees with the field's
+ * documented limits.
+ */
+function withCommentExample(schema: JsonSchema, comment: string): JsonSchema {
+  const example = exampleInComment(comment);
+  const type = schema["type"];
+  const isString = type === "string" || (Array.isArray(type) && type.includes("string"));
+  if (example === undefined || !isString || "$ref" in schema) return schema;
+  const pattern = schema["pattern"];
+  if (typeof pattern === "string" && !new RegExp(pattern, "u").test(example)) return schema;
+  return { ...schema, examples: [example] };
 }
 
 /** Well-known types whose JSON is a scalar: they can be query parameters. */

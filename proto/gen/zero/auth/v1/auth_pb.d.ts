@@ -834,6 +834,11 @@ export declare const AuthService: GenService<{
    * Creates an account from an email and a password. The email is normalised (trimmed,
    * lower-cased) and must be unique; the password is 12 to 128 characters.
    *
+   * Errors:
+   * - INVALID_ARGUMENT: a malformed email, an unacceptable password or name (BadRequest names
+   *   each field).
+   * - ALREADY_EXISTS: an account with this email exists (BadRequest names `email`): sign in instead.
+   *
    * @generated from rpc zero.auth.v1.AuthService.Register
    */
   register: {
@@ -844,6 +849,13 @@ export declare const AuthService: GenService<{
   /**
    * Exchanges an email and password for an access token (15 minutes) and a refresh token.
    * A wrong password and an unknown email get the same answer.
+   *
+   * Errors:
+   * - UNAUTHENTICATED: the email or the password is wrong (one answer for both).
+   * - PERMISSION_DENIED: the account is deactivated (ErrorInfo reason `ACCOUNT_DEACTIVATED`); said
+   *   only to whoever gave the right password.
+   * - RESOURCE_EXHAUSTED: too many failed sign-ins for this email or client address (reason
+   *   `LOGIN_THROTTLED`): wait as long as the message says, or reset the password.
    *
    * @generated from rpc zero.auth.v1.AuthService.Login
    */
@@ -868,6 +880,13 @@ export declare const AuthService: GenService<{
    * have. A challenge allows five attempts within five minutes; failures count towards the
    * account's login throttle.
    *
+   * Errors:
+   * - UNAUTHENTICATED: the `mfa_token` is invalid, used up or expired (ErrorInfo reason
+   *   `MFA_CHALLENGE_INVALID`: sign in again with the password), or the code is wrong or was
+   *   already used (`MFA_CODE_INVALID`).
+   * - RESOURCE_EXHAUSTED: too many failed sign-ins for this account or client address (reason
+   *   `LOGIN_THROTTLED`).
+   *
    * @generated from rpc zero.auth.v1.AuthService.CompleteLogin
    */
   completeLogin: {
@@ -880,6 +899,11 @@ export declare const AuthService: GenService<{
    * works once: presenting a spent one again revokes its whole session (a stolen copy is useless
    * once either party used it), except within a few seconds of its use when the answer was lost
    * (the retry then gets fresh tokens and the unused ones it replaces stop working).
+   *
+   * Errors:
+   * - UNAUTHENTICATED: the refresh token is invalid (ErrorInfo reason `REFRESH_TOKEN_INVALID`),
+   *   expired (`REFRESH_TOKEN_EXPIRED`), its session has ended (`SESSION_ENDED`), or it was already
+   *   used (`REFRESH_TOKEN_REUSED`; its session is ended too): sign in again.
    *
    * @generated from rpc zero.auth.v1.AuthService.RefreshToken
    */
@@ -955,6 +979,10 @@ export declare const AuthService: GenService<{
   /**
    * Marks the email address verified with the code from the verification email.
    *
+   * Errors:
+   * - INVALID_ARGUMENT: the code is invalid, expired or already used (BadRequest names `code`): ask
+   *   for a new verification email.
+   *
    * @generated from rpc zero.auth.v1.AuthService.VerifyEmail
    */
   verifyEmail: {
@@ -975,6 +1003,10 @@ export declare const AuthService: GenService<{
   };
   /**
    * Sets a new password with the code from the reset email. Every session of the account ends.
+   *
+   * Errors:
+   * - INVALID_ARGUMENT: the code is invalid, expired or already used, or the new password is not
+   *   acceptable (BadRequest names `code` or `new_password`).
    *
    * @generated from rpc zero.auth.v1.AuthService.ResetPassword
    */

@@ -201,6 +201,9 @@ export declare const SigningKeyStateSchema: GenEnum<SigningKeyState>;
  */
 export declare const SigningKeyService: GenService<{
   /**
+   * Every signing key, retired ones included, newest first: its `kid`, state and times (never
+   * key material).
+   *
    * @generated from rpc zero.auth.v1.SigningKeyService.ListSigningKeys
    */
   listSigningKeys: {

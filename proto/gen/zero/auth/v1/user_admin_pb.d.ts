@@ -260,6 +260,8 @@ export declare const UserAdminService: GenService<{
     output: typeof ListUsersResponseSchema;
   };
   /**
+   * One account by id, whatever its status.
+   *
    * @generated from rpc zero.auth.v1.UserAdminService.GetUser
    */
   getUser: {
@@ -278,6 +280,9 @@ export declare const UserAdminService: GenService<{
     output: typeof DeactivateUserResponseSchema;
   };
   /**
+   * Lets a deactivated account sign in again; the sessions its deactivation ended stay ended.
+   * Reactivating an active account changes nothing.
+   *
    * @generated from rpc zero.auth.v1.UserAdminService.ReactivateUser
    */
   reactivateUser: {

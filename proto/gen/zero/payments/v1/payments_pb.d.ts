@@ -1036,6 +1036,13 @@ export declare const PaymentService: GenService<{
    * is applied asynchronously, once per provider event id (a replayed id is acknowledged and
    * ignored).
    *
+   * Errors:
+   * - UNAUTHENTICATED: the `webhook-signature` header is missing (ErrorInfo reason
+   *   `WEBHOOK_SIGNATURE_MISSING`), malformed or matches no secret (`WEBHOOK_SIGNATURE_INVALID`),
+   *   or its timestamp is more than 5 minutes away (`WEBHOOK_TIMESTAMP_OUT_OF_TOLERANCE`).
+   * - INVALID_ARGUMENT: the body is over 64 KiB, or not a provider event: UTF-8 JSON with a string
+   *   `id` and `type` (reason `WEBHOOK_MALFORMED`).
+   *
    * @generated from rpc zero.payments.v1.PaymentService.HandleProviderWebhook
    */
   handleProviderWebhook: {

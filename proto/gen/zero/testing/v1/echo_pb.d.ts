@@ -254,6 +254,8 @@ export declare const FailResponseSchema: GenMessage<FailResponse>;
  */
 export declare const EchoService: GenService<{
   /**
+   * Answers with the request's message; anyone may call it (PUBLIC).
+   *
    * @generated from rpc zero.testing.v1.EchoService.Echo
    */
   echo: {
@@ -272,6 +274,8 @@ export declare const EchoService: GenService<{
     output: typeof WhoAmIResponseSchema;
   };
   /**
+   * Answers with the request's message, to callers with the `admin` role only (ADMIN).
+   *
    * @generated from rpc zero.testing.v1.EchoService.AdminEcho
    */
   adminEcho: {
@@ -280,6 +284,9 @@ export declare const EchoService: GenService<{
     output: typeof AdminEchoResponseSchema;
   };
   /**
+   * Answers with the request's message, to other services only (INTERNAL): the gateway never
+   * routes it, by any protocol.
+   *
    * @generated from rpc zero.testing.v1.EchoService.InternalEcho
    */
   internalEcho: {

@@ -605,6 +605,8 @@ export declare const UserService: GenService<{
     output: typeof CreateAddressResponseSchema;
   };
   /**
+   * One of the user's addresses, by id.
+   *
    * @generated from rpc zero.users.v1.UserService.GetAddress
    */
   getAddress: {
@@ -633,6 +635,9 @@ export declare const UserService: GenService<{
     output: typeof UpdateAddressResponseSchema;
   };
   /**
+   * Deletes one of the user's addresses for good; an address that is not there (any more) answers
+   * NOT_FOUND.
+   *
    * @generated from rpc zero.users.v1.UserService.DeleteAddress
    */
   deleteAddress: {
