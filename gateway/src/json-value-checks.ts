@@ -20,16 +20,6 @@ const INT64_TYPES = new Set([
   ScalarType.FIXED64,
   ScalarType.SFIXED64,
 ]);
-const NUMBER_TYPES = new Set([
-  ...INT64_TYPES,
-  ScalarType.INT32,
-  ScalarType.UINT32,
-  ScalarType.SINT32,
-  ScalarType.FIXED32,
-  ScalarType.SFIXED32,
-  ScalarType.DOUBLE,
-  ScalarType.FLOAT,
-]);
 const WRAPPED_NUMBER: Readonly<Record<string, ScalarType>> = {
   "google.protobuf.Int64Value": ScalarType.INT64,
   "google.protobuf.UInt64Value": ScalarType.UINT64,
@@ -44,17 +34,46 @@ const DYNAMIC_TYPES = new Set([
   "google.protobuf.ListValue",
 ]);
 
-/** What is wrong with a scalar field's JSON value, or undefined when protobuf-es may judge it. */
+/**
+ * What is wrong with a scalar field's JSON value, or undefined when protobuf-es may judge it. The
+ * value itself is never quoted back: it may be a card number or a password in the wrong field.
+ */
 export function scalarViolation(type: ScalarType, value: JsonValue): string | undefined {
-  if (!NUMBER_TYPES.has(type)) return undefined;
+  if (value === null) return undefined;
+  if (type === ScalarType.STRING || type === ScalarType.BYTES) {
+    if (typeof value === "string") return undefined;
+    return type === ScalarType.STRING
+      ? `expected a string, got ${jsonKind(value)}`
+      : `expected base64 text, got ${jsonKind(value)}`;
+  }
+  if (type === ScalarType.BOOL)
+    return typeof value === "boolean" ? undefined : `expected true or false, got ${jsonKind(value)}`;
+  if (typeof value !== "number" && typeof value !== "string")
+    return `expected a number, got ${jsonKind(value)}`;
   if (typeof value === "number") {
     if (INT64_TYPES.has(type) && Number.isInteger(value) && !Number.isSafeInteger(value))
       return "a 64-bit integer beyond ±2^53 cannot be sent as a JSON number without losing digits: send it as a string";
     return undefined;
   }
   if (typeof value === "string" && (/^[+-]?0[xXoObB]/.test(value) || value.trim() !== value))
-    return `"${value}" is not a decimal number`;
+    return "not a decimal number (no hex, octal or binary, no spaces)";
   return undefined;
+}
+
+/** What kind of JSON value was sent, for messages that must not repeat the value. */
+export function jsonKind(value: JsonValue): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  switch (typeof value) {
+    case "string":
+      return "a string";
+    case "number":
+      return "a number";
+    case "boolean":
+      return "a boolean";
+    default:
+      return "an object";
+  }
 }
 
 // RFC 3339 as proto3 JSON spells a Timestamp; anything else is left to protobuf-es's own message.

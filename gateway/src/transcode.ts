@@ -427,8 +427,29 @@ function isJsonObject(value: JsonValue | undefined): value is JsonObject {
 
 function jsonErrorText(e: unknown): string {
   const cause = e instanceof Error ? e.cause : undefined;
-  if (isFieldError(cause)) return cause.message;
-  return e instanceof Error ? e.message : String(e);
+  return withoutEchoedValue(isFieldError(cause) ? cause.message : e instanceof Error ? e.message : String(e));
+}
+
+/**
+ * protobuf-es ends a type error with the value it got (`expected string, got 5555555555554444`):
+ * the kind of value is enough, and the value may be a card number or a password in the wrong field.
+ */
+function withoutEchoedValue(message: string): string {
+  return message.replace(/\bgot (.+)$/s, (_, value: string) => {
+    const text = value.trim();
+    const kind = /^["']/.test(text)
+      ? "a string"
+      : /^-?[\d.]/.test(text) || /^(NaN|-?Infinity)$/.test(text)
+        ? "a number"
+        : /^(true|false)$/.test(text)
+          ? "a boolean"
+          : text.startsWith("[")
+            ? "an array"
+            : text === "null"
+              ? "null"
+              : "an object";
+    return `got ${kind}`;
+  });
 }
 
 function jsonErrorViolation(e: unknown, bodyFieldName: string | undefined): FieldViolation {

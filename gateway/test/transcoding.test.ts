@@ -435,6 +435,16 @@ describe("strictness: every refusal is a 4xx in the documented shape", () => {
     expect((await refused(`${t}/shelves/s1/books`, { title: "T", shelf: "x" }))[0]?.field).toBe("shelf");
   });
 
+  it("a value of the wrong JSON type is named by its field and never quoted back", async () => {
+    const answer = await call("POST", `${t}/shelves/s1/books`, { body: '{"title":5555555555554444}' });
+    const error = expectError(answer, 400, "INVALID_ARGUMENT");
+    expect(violations(error)).toEqual([{ field: "title", description: "expected a string, got a number" }]);
+    expect(JSON.stringify(answer.json)).not.toContain("5555");
+    const bytes = await call("POST", `${t}/values`, { body: '{"bytes":{"secret":"4242"},"float":"4242x"}' });
+    expect(JSON.stringify(bytes.json)).not.toContain("4242");
+    expect(bytes.status).toBe(400);
+  });
+
   it("one field by both its names in the query, or a malformed query escape → 400", async () => {
     const twice = await call("GET", `${t}/shelves/s/books?page_size=1&pageSize=2`);
     expect(violations(expectError(twice, 400, "INVALID_ARGUMENT"))[0]?.description).toMatch(
