@@ -7,6 +7,7 @@ import {
   invalidArgument,
   invalidArguments,
   toConnectError,
+  unstorableTextError,
 } from "./errors.js";
 import { createLogger } from "./log.js";
 
@@ -68,6 +69,47 @@ describe("toConnectError", () => {
     expect(mapped.code).toBe(Code.Internal);
     expect(mapped.rawMessage).toBe("internal error");
     expect(lines.join("")).toContain("cannot read x of undefined");
+  });
+
+  // The shape of pg's DatabaseError: an Error with the SQLSTATE in `code` and a `severity`.
+  const databaseError = (code: string, message: string) =>
+    Object.assign(new Error(message), { code, severity: "ERROR", routine: "report_invalid_encoding" });
+
+  it.each([
+    ["22021", 'invalid byte sequence for encoding "UTF8": 0x00'],
+    ["22P05", "unsupported Unicode escape sequence"],
+  ])(
+    "answers the database refusing the caller's text (SQLSTATE %s) with invalid_argument",
+    (code, message) => {
+      lines.length = 0;
+      const mapped = toConnectError(databaseError(code, message), live, logger, "svc/Method");
+      expect(mapped.code).toBe(Code.InvalidArgument);
+      expect(mapped.rawMessage).toMatch(/NUL character \(U\+0000\)/);
+      expect(mapped.rawMessage).not.toContain(message);
+      expect(mapped.findDetails(ErrorInfoSchema)[0]).toMatchObject({
+        reason: "UNSTORABLE_TEXT",
+        domain: "zero",
+      });
+      // Logged as a validation gap, with the database's error.
+      expect(lines.join("")).toContain("missing validation");
+      expect(lines.join("")).toContain(`"code":"${code}"`);
+    },
+  );
+
+  it("finds the database error as the cause of a wrapping error", () => {
+    const wrapped = new Error("transaction failed", { cause: databaseError("22021", "0x00") });
+    expect(unstorableTextError(wrapped)?.code).toBe("invalid_argument");
+  });
+
+  it("leaves other database errors (and look-alikes without a severity) internal", () => {
+    expect(toConnectError(databaseError("23505", "duplicate key"), live, logger, "x/Y").code).toBe(
+      Code.Internal,
+    );
+    expect(toConnectError(databaseError("22P02", "invalid input syntax"), live, logger, "x/Y").code).toBe(
+      Code.Internal,
+    );
+    const notDatabase = Object.assign(new Error("x"), { code: "22021" });
+    expect(toConnectError(notDatabase, live, logger, "x/Y").code).toBe(Code.Internal);
   });
 
   it("reports a cancelled call as cancelled, not as a server bug", () => {

@@ -100,10 +100,37 @@ export function domainErrorToConnectError(error: DomainError): ConnectError {
   return new ConnectError(error.message, CODES[error.code], undefined, details);
 }
 
+// SQLSTATEs PostgreSQL answers only for text it was given and cannot store: 22021
+// character_not_in_repertoire ("invalid byte sequence for encoding UTF8: 0x00", a NUL in `text`)
+// and 22P05 untranslatable_character ("unsupported Unicode escape sequence", `\u0000` in `jsonb`).
+const UNSTORABLE_TEXT_SQLSTATES = new Set(["22021", "22P05"]);
+
+/**
+ * The caller's text the database refused (see UNSTORABLE_TEXT_SQLSTATES) as `invalid_argument`,
+ * or undefined for any other error. Requests are meant to be refused before that (request-text.ts
+ * and each service's rules); this is the safety net for text that got through, so it stays a 400.
+ * The database error (pg's DatabaseError, possibly as the cause of another) is recognised by its
+ * shape, so this module needs no database driver.
+ */
+export function unstorableTextError(error: unknown): DomainError | undefined {
+  for (let e = error, depth = 0; typeof e === "object" && e !== null && depth < 5; depth++) {
+    const { code, severity } = e as { code?: unknown; severity?: unknown };
+    if (typeof code === "string" && typeof severity === "string" && UNSTORABLE_TEXT_SQLSTATES.has(code)) {
+      return new DomainError(
+        "invalid_argument",
+        "the request contains text that cannot be stored, such as the NUL character (U+0000): remove it",
+        { reason: "UNSTORABLE_TEXT", cause: error },
+      );
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
 /**
  * Turns whatever a handler threw into what the caller may see: DomainError → its code and details,
- * ConnectError → unchanged, a cancelled call → its cancellation, anything else → `internal`
- * with the cause logged here and never sent.
+ * ConnectError → unchanged, a cancelled call → its cancellation, text the database cannot store →
+ * `invalid_argument`, anything else → `internal` with the cause logged here and never sent.
  */
 export function toConnectError(
   error: unknown,
@@ -114,6 +141,12 @@ export function toConnectError(
   if (error instanceof DomainError) return domainErrorToConnectError(error);
   if (error instanceof ConnectError) return error;
   if (signal.aborted) return ConnectError.from(signal.reason, Code.Canceled);
+  const unstorable = unstorableTextError(error);
+  if (unstorable !== undefined) {
+    // The caller gets a 400, but a request field escaped validation: worth fixing where it enters.
+    logger.warn({ err: error, rpc }, "request text refused by the database (missing validation)");
+    return domainErrorToConnectError(unstorable);
+  }
   logger.error({ err: error, rpc }, "unexpected error in handler");
   return new ConnectError("internal error", Code.Internal);
 }

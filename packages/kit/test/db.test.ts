@@ -2,6 +2,7 @@ import { createTestDatabase, type TestDatabase } from "@zero/testkit/postgres";
 import { sql, type Kysely, type Migration } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkDb, createDb, migrateToLatest } from "../src/db.js";
+import { unstorableTextError } from "../src/errors.js";
 
 interface Tables {
   things: { id: string; big: string; at: Date; day: string };
@@ -90,6 +91,41 @@ describe("createDb", () => {
     expect(row.big).toBe("9007199254740993"); // 2^53 + 1: a number would have rounded it
     expect(row.at).toEqual(new Date("2026-01-02T03:04:05.678Z"));
     expect(row.day).toBe("2026-03-31");
+  });
+});
+
+describe("text PostgreSQL cannot store", () => {
+  // What a request carrying U+0000 meets when it reaches the database unchecked.
+  it.each([
+    ["text", sql`select ${"a\u0000b"}::text`, "22021", /invalid byte sequence for encoding "UTF8": 0x00/],
+    [
+      "jsonb",
+      sql`select ${JSON.stringify({ k: "a\u0000b" })}::jsonb`,
+      "22P05",
+      /unsupported Unicode escape sequence/,
+    ],
+  ])(
+    "a NUL in %s fails as SQLSTATE %s, which the kit maps to invalid_argument",
+    async (_, query, code, text) => {
+      const error: unknown = await query.execute(db).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toMatchObject({ code, message: expect.stringMatching(text) as unknown });
+      expect(unstorableTextError(error)).toMatchObject({
+        code: "invalid_argument",
+        reason: "UNSTORABLE_TEXT",
+      });
+    },
+  );
+
+  it("does not map other database errors", async () => {
+    const error: unknown = await sql`select ${"not a uuid"}::uuid`.execute(db).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ code: "22P02" });
+    expect(unstorableTextError(error)).toBeUndefined();
   });
 });
 

@@ -3,6 +3,7 @@ import { checkDb, createDb, migrateToLatest } from "@zero/kit/db";
 import { startOutboxPublisher } from "@zero/kit/events/outbox-publisher";
 import type { Logger } from "@zero/kit/log";
 import { createTokenVerifier } from "@zero/kit/principal";
+import { createNulRejectingInterceptor } from "@zero/kit/request-text";
 import { startServer } from "@zero/kit/server";
 import { createTokenRevocations, withRevocationCheck } from "@zero/kit/token-revocations";
 import { AuthService } from "@zero/proto/zero/auth/v1/auth_pb";
@@ -249,6 +250,10 @@ export async function startAuthServer(opts: {
         }),
         (claims) => sessions.isRevoked(claims),
       ),
+      // Passwords only ever reach argon2, never the database: one set with a NUL keeps working.
+      interceptors: [
+        createNulRejectingInterceptor({ exempt: ["password", "current_password", "new_password"] }),
+      ],
       readiness: [
         { name: "database", check: () => checkDb(db) },
         { name: "nats", check: () => events.check() },

@@ -30,6 +30,7 @@ import { toUser } from "./accounts/user-view.js";
 import { callerOf } from "./caller.js";
 import { clientContext, type ClientContext } from "./client-context.js";
 import {
+  emailCharactersProblem,
   emailProblem,
   nameProblem,
   newPasswordProblem,
@@ -245,13 +246,13 @@ export function createAuthService(deps: AuthServiceDeps): ServiceImpl<typeof Aut
     },
 
     async login(req, ctx) {
+      const email = normaliseEmail(req.email);
       const violations = [
-        violation("email", req.email.trim() === "" ? "is required" : undefined),
+        violation("email", email === "" ? "is required" : emailCharactersProblem(email)),
         violation("password", req.password === "" ? "is required" : undefined),
       ].filter((v) => v !== undefined);
       if (violations.length > 0) throw invalidArguments(violations);
 
-      const email = normaliseEmail(req.email);
       const client = clientContext(ctx);
       await loginThrottle.check(email, client.ip);
       const user = await findUserByEmail(db, email);

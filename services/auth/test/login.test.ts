@@ -1,4 +1,5 @@
 import { Code } from "@connectrpc/connect";
+import { BadRequestSchema } from "@zero/proto/google/rpc/error_details_pb";
 import {
   LoginFailedSchema,
   LoginFailureReason,
@@ -65,6 +66,47 @@ describe("Login", () => {
     expect(wrong.rawMessage).toBe("invalid email or password");
     expect(unknown.rawMessage).toBe(wrong.rawMessage);
     expect(unknown.details.length).toBe(wrong.details.length);
+  });
+
+  it("refuses a NUL or another control character in the email with invalid_argument naming it", async () => {
+    for (const [email, description] of [
+      ["a\u0000b@example.com", "must not contain the NUL character (U+0000)"],
+      ["login\u0000@example.com", "must not contain the NUL character (U+0000)"],
+      ["a\u0001b@example.com", "must not contain spaces or control characters"],
+    ] as const) {
+      const error = await rpcError(auth.client.login({ email, password: "x" }));
+      expect(error.code).toBe(Code.InvalidArgument);
+      const violations = error.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations);
+      expect(violations).toMatchObject([{ field: "email", description }]);
+    }
+  });
+
+  it("answers a NUL in the password exactly like a wrong password (it only ever reaches argon2)", async () => {
+    const wrong = await rpcError(
+      auth.client.login({ email: registration.email, password: "wrong password" }),
+    );
+    const nul = await rpcError(
+      auth.client.login({ email: registration.email, password: `${registration.password}\u0000` }),
+    );
+    expect(nul.code).toBe(Code.Unauthenticated);
+    expect(nul.rawMessage).toBe(wrong.rawMessage);
+    expect(nul.details.length).toBe(wrong.details.length);
+  });
+
+  it("refuses a NUL in the other anonymous requests' text with invalid_argument naming the field", async () => {
+    const calls: [string, Promise<unknown>][] = [
+      ["email", auth.client.requestPasswordReset({ email: "a\u0000b@example.com" })],
+      ["code", auth.client.verifyEmail({ code: "12\u000034" })],
+      ["code", auth.client.resetPassword({ code: "\u0000", newPassword: "a long enough password" })],
+      ["refresh_token", auth.client.refreshToken({ refreshToken: "\u0000" })],
+      ["mfa_token", auth.client.completeLogin({ mfaToken: "t\u0000", code: "123456" })],
+    ];
+    for (const [field, call] of calls) {
+      const error = await rpcError(call);
+      expect({ field, code: error.code }).toEqual({ field, code: Code.InvalidArgument });
+      const violations = error.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations);
+      expect(violations.map((v) => v.field)).toEqual([field]);
+    }
   });
 
   it("refuses missing fields with invalid_argument", async () => {

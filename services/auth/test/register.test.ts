@@ -61,6 +61,8 @@ describe("Register", () => {
     ["a 129-character password", { password: "p".repeat(129) }, ["password"]],
     ["missing fields", { email: "", password: "" }, ["email", "password"]],
     ["a 101-character name", { firstName: "n".repeat(101) }, ["first_name"]],
+    ["a NUL in the email", { email: "a\u0000b@example.com" }, ["email"]],
+    ["a NUL in a name", { firstName: "A\u0000da", lastName: "\u0000" }, ["first_name", "last_name"]],
   ])("refuses %s with invalid_argument naming the fields", async (_, overrides, fields) => {
     const error = await rpcError(auth.client.register(aRegistration(overrides)));
     expect(error.code).toBe(Code.InvalidArgument);

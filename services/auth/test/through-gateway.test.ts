@@ -164,6 +164,14 @@ describe("mass assignment", () => {
     });
     expect(login.status).toBe(400);
   });
+
+  it("answers a NUL (U+0000) in the login email with 400 naming the field, on both routes (never 500)", async () => {
+    for (const path of ["/v1/auth/login", "/auth/login"]) {
+      const res = await rest("POST", path, { body: { email: "a\u0000b@example.com", password: "x" } });
+      expect({ path, status: res.status }).toEqual({ path, status: 400 });
+      expect(JSON.stringify(res.body)).toContain("email: must not contain the NUL character (U+0000)");
+    }
+  });
 });
 
 describe("sessions of another user", () => {

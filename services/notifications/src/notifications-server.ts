@@ -3,6 +3,7 @@ import { createCloserStack } from "@zero/kit/closer-stack";
 import { checkDb, createDb, migrateToLatest } from "@zero/kit/db";
 import type { Logger } from "@zero/kit/log";
 import type { TokenVerifier } from "@zero/kit/principal";
+import { createNulRejectingInterceptor } from "@zero/kit/request-text";
 import { startServer } from "@zero/kit/server";
 import { NotificationService } from "@zero/proto/zero/notifications/v1/notifications_pb";
 import { PersonalDataService } from "@zero/proto/zero/privacy/v1/privacy_pb";
@@ -129,6 +130,7 @@ export async function startNotificationsServer(opts: {
           issuer: config.issuer,
           audience: config.audience,
         }),
+      interceptors: [createNulRejectingInterceptor()],
       readiness: [
         { name: "database", check: () => checkDb(db) },
         { name: "redis", check: async () => void (await redis.ping()) },

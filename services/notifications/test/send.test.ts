@@ -125,6 +125,17 @@ describe("SendNotification", () => {
     ],
     ["raw HTML output inline", { to: "a@example.com", subject: "s", htmlBody: "{{{x}}}" }, ["html_body"]],
     ["a user id that is not a UUID", { to: "a@example.com", template: "welcome", userId: "42" }, ["user_id"]],
+    ["a NUL (U+0000) in the address", { to: "a\u0000@example.com", template: "welcome" }, ["to"]],
+    [
+      "a NUL in a variable's value",
+      { to: "a@example.com", template: "welcome", variables: { name: "A\u0000da" } },
+      ["variables.name"],
+    ],
+    [
+      "a NUL in an inline message and its idempotency key",
+      { to: "a@example.com", subject: "s\u0000", textBody: "\u0000", idempotencyKey: "k\u0000" },
+      ["subject", "text_body", "idempotency_key"],
+    ],
   ])("refuses %s with invalid_argument naming the fields", async (_, request, fields) => {
     const error = await rpcError(n.admin.sendNotification(request));
     expect(error.code).toBe(Code.InvalidArgument);
@@ -249,6 +260,19 @@ describe("SendTransactionalEmail", () => {
     );
   });
 
+  it("refuses a NUL (U+0000) in any text with invalid_argument naming the field", async () => {
+    const error = await rpcError(
+      n.service.sendTransactionalEmail({
+        template: "welcome",
+        to: anAddress(),
+        idempotencyKey: "k\u0000",
+        variables: { verification_code: "12\u000034" },
+      }),
+    );
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(Object.keys(violations(error)).sort()).toEqual(["idempotency_key", "variables.verification_code"]);
+  });
+
   it("requires a template, an address and an idempotency key", async () => {
     const error = await rpcError(
       n.service.sendTransactionalEmail({ template: "", to: "", idempotencyKey: "" }),
@@ -291,6 +315,13 @@ describe("deliveries", () => {
     );
     expect(error.code).toBe(Code.InvalidArgument);
     expect(violations(error)).toHaveProperty("page_token");
+
+    // Filters go straight into a query: a NUL is refused before it gets there.
+    const nul = await rpcError(
+      n.admin.listDeliveries({ recipient: "a\u0000@example.com", template: "\u0000" }),
+    );
+    expect(nul.code).toBe(Code.InvalidArgument);
+    expect(Object.keys(violations(nul)).sort()).toEqual(["recipient", "template"]);
   });
 
   it("GetStats counts messages by status, template and day", async () => {

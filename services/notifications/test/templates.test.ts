@@ -33,6 +33,16 @@ const fieldsOf = (error: ConnectError) =>
 const aName = () => `t-${randomUUID().slice(0, 8)}`;
 
 describe("templates", () => {
+  it("refuses a NUL (U+0000) in a template's text with invalid_argument naming the fields", async () => {
+    const name = aName();
+    const error = await rpcError(
+      n.admin.createTemplate({ name, subject: "s\u0000", textBody: "t", description: "d\u0000" }),
+    );
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(fieldsOf(error).sort()).toEqual(["description", "subject"]);
+    expect((await rpcError(n.admin.getTemplate({ name }))).code).toBe(Code.NotFound);
+  });
+
   it("ships a default for every template the consumers and auth use", async () => {
     const { templates } = await n.admin.listTemplates({ pageSize: 100 });
     const names = templates.map((t) => t.name);

@@ -18,7 +18,8 @@ export const METADATA_KEY_MAX = 40;
 export const METADATA_VALUE_MAX = 500;
 const METADATA_KEY = /^[A-Za-z0-9_.-]+$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+// No spaces or control characters (a NUL could not even be stored).
+const EMAIL = /^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u;
 
 export interface NewPaymentInput {
   amount: bigint;

@@ -7,6 +7,7 @@ import { startOutboxPublisher } from "@zero/kit/events/outbox-publisher";
 import type { Logger } from "@zero/kit/log";
 import type { TokenVerifier } from "@zero/kit/principal";
 import { startPeriodicJob } from "@zero/kit/periodic";
+import { createNulRejectingInterceptor } from "@zero/kit/request-text";
 import { startServer } from "@zero/kit/server";
 import { PaymentService } from "@zero/proto/zero/payments/v1/payments_pb";
 import { PersonalDataService } from "@zero/proto/zero/privacy/v1/privacy_pb";
@@ -146,6 +147,7 @@ export async function startPaymentsServer(opts: {
           issuer: config.issuer,
           audience: config.audience,
         }),
+      interceptors: [createNulRejectingInterceptor()],
       readiness: [
         { name: "database", check: () => checkDb(db) },
         { name: "nats", check: () => events.check() },

@@ -220,6 +220,16 @@ describe("REST through the gateway", () => {
       ["GET", "/v1/payments?startTime=yesterday", { user: alice }, 400],
       ["GET", "/v1/payments/not-a-payment", { user: alice }, 404],
       ["GET", "/v1/payments/%27%3B%20drop%20table", { user: alice }, 404],
+      // U+0000, which PostgreSQL cannot store, in each text field (it used to be a 500).
+      ["POST", "/v1/payments", { user: alice, body: { ...newPayment, description: "a\u0000b" } }, 400],
+      ["POST", "/v1/payments", { user: alice, body: { ...newPayment, metadata: { k: "a\u0000b" } } }, 400],
+      [
+        "POST",
+        "/v1/payments",
+        { user: alice, body: { ...newPayment, receiptEmail: "a\u0000b@example.com" } },
+        400,
+      ],
+      ["GET", "/v1/payments/a%00b", { user: alice }, 400],
     ];
     for (const [method, path, opts, status] of cases) {
       const reply = await rest(method, path, opts);

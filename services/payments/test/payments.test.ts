@@ -122,6 +122,39 @@ describe("CreatePayment", () => {
     expect(fields(error)).toEqual([...expected].sort());
   });
 
+  it.each([
+    ["the description", { description: "a\u0000b" }, "description", /NUL character \(U\+0000\)/],
+    ["a metadata value", { metadata: { note: "a\u0000b" } }, "metadata.note", /NUL character \(U\+0000\)/],
+    ["a metadata key", { metadata: { "k\u0000": "v" } }, "metadata", /keys must not contain the NUL/],
+    ["the receipt email", { receiptEmail: "a\u0000b@example.com" }, "receipt_email", /NUL character/],
+    ["the order id", { orderId: "\u0000" }, "order_id", /NUL character/],
+    ["the currency", { currency: "EU\u0000R" }, "currency", /NUL character/],
+    [
+      "the receipt email (another control character)",
+      { receiptEmail: "a\u0001b@example.com" },
+      "receipt_email",
+      /email address/,
+    ],
+  ])(
+    "refuses a NUL in %s with INVALID_ARGUMENT naming the field, and stores nothing",
+    async (_, overrides, field, description) => {
+      const before = await t.server.db
+        .selectFrom("payments")
+        .select((eb) => eb.fn.countAll().as("n"))
+        .executeTakeFirstOrThrow();
+      const error = await rpcError(t.client.createPayment(aPayment(overrides), alice.as()));
+      expect(error.code).toBe(Code.InvalidArgument);
+      const violations = error.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations);
+      expect(violations.map((v) => v.field)).toEqual([field]);
+      expect(violations[0]!.description).toMatch(description);
+      const after = await t.server.db
+        .selectFrom("payments")
+        .select((eb) => eb.fn.countAll().as("n"))
+        .executeTakeFirstOrThrow();
+      expect(after.n).toBe(before.n);
+    },
+  );
+
   it("refuses anonymous callers and callers that are not user accounts", async () => {
     expect((await rpcError(t.client.createPayment(aPayment()))).code).toBe(Code.Unauthenticated);
     const service = await t.issuer.service("orders");
@@ -329,6 +362,36 @@ describe("CancelPayment, DeletePayment, UpdatePaymentStatus", () => {
     // Reason and status are required.
     const bad = await rpcError(t.client.updatePaymentStatus({ paymentId: paid!.id }, admin.as()));
     expect(fields(bad)).toEqual(["status"]);
+  });
+});
+
+describe("a NUL (U+0000) in any other text field", () => {
+  it("is INVALID_ARGUMENT naming the field, for ids, references and reasons alike", async () => {
+    const admin = await t.admin();
+    const { payment } = await t.client.createPayment(aPayment(), alice.as());
+    const id = payment!.id;
+    const calls: [string, Promise<unknown>][] = [
+      ["payment_id", t.client.getPayment({ paymentId: "a\u0000b" }, alice.as())],
+      ["reason", t.client.cancelPayment({ paymentId: id, reason: "a\u0000b" }, alice.as())],
+      [
+        "reason",
+        t.client.updatePaymentStatus(
+          { paymentId: id, status: PaymentStatus.PROCESSING, reason: "\u0000" },
+          admin.as(),
+        ),
+      ],
+      ["reason", t.client.createRefund({ paymentId: id, amount: 1n, reason: "\u0000" }, admin.as())],
+      ["card.number", t.client.processPayment({ paymentId: id, card: aCard("4242\u0000") }, alice.as())],
+      ["user_id", t.client.listPayments({ userId: "\u0000" }, alice.as())],
+    ];
+    for (const [field, call] of calls) {
+      const error = await rpcError(call);
+      expect({ field, code: error.code }).toEqual({ field, code: Code.InvalidArgument });
+      expect(fields(error)).toEqual([field]);
+    }
+    // Still pending: none of the refused calls changed it.
+    const { payment: after } = await t.client.getPayment({ paymentId: id }, alice.as());
+    expect(after?.status).toBe(PaymentStatus.PENDING);
   });
 });
 

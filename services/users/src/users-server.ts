@@ -5,6 +5,7 @@ import { createCloserStack } from "@zero/kit/closer-stack";
 import { checkDb, createDb, migrateToLatest } from "@zero/kit/db";
 import type { Logger } from "@zero/kit/log";
 import type { TokenVerifier } from "@zero/kit/principal";
+import { createNulRejectingInterceptor } from "@zero/kit/request-text";
 import { startServer } from "@zero/kit/server";
 import {
   createServiceTokenSource,
@@ -121,6 +122,7 @@ export async function startUsersServer(opts: UsersServerOptions): Promise<UsersS
         router.service(PersonalDataService, createPersonalDataService({ db }));
       },
       verifier,
+      interceptors: [createNulRejectingInterceptor()],
       readiness: [
         { name: "database", check: () => checkDb(db) },
         { name: "events", check: () => events.check() },

@@ -161,6 +161,11 @@ describe("addresses", () => {
     ["a malformed postal code", { postalCode: "<script>" }, ["address.postal_code"]],
     ["a 201-character street", { line1: "x".repeat(201) }, ["address.line1"]],
     ["a control character", { city: "Lon\u0007don" }, ["address.city"]],
+    [
+      "a NUL (U+0000) in two fields",
+      { line2: "a\u0000b", region: "\u0000" },
+      ["address.line2", "address.region"],
+    ],
   ])("refuses %s with invalid_argument naming every field", async (_, overrides, fields) => {
     const { client } = await aClient();
     const error = await rpcError(client.createAddress({ userId: "me", address: anAddress(overrides) }));

@@ -35,7 +35,8 @@ export function characterCount(s: string): number {
 export function emailProblem(email: string): string | undefined {
   if (email === "") return "is required";
   if (characterCount(email) > EMAIL_MAX) return `must be at most ${EMAIL_MAX} characters`;
-  if (FORBIDDEN_IN_EMAIL.test(email)) return "must not contain spaces or control characters";
+  const characters = emailCharactersProblem(email);
+  if (characters !== undefined) return characters;
   const parts = email.split("@");
   if (parts.length !== 2) return "must contain exactly one @";
   const [local = "", domain = ""] = parts;
@@ -46,6 +47,14 @@ export function emailProblem(email: string): string | undefined {
   if (labels.length < 2 || labels.some((l) => l === ""))
     return "must have a domain with a dot after the @, like example.com";
   return undefined;
+}
+
+/**
+ * Only the characters of a normalised address: what sign-in checks, since no account can have an
+ * address with spaces or control characters (registration refuses them), so saying so reveals nothing.
+ */
+export function emailCharactersProblem(email: string): string | undefined {
+  return FORBIDDEN_IN_EMAIL.test(email) ? "must not contain spaces or control characters" : undefined;
 }
 
 /** Length only (NIST SP 800-63B): composition rules make passwords weaker, not stronger. */
