@@ -344,6 +344,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       `too many requests: the limit is ${decision.limit} per ${Math.round(decision.periodMs / 1000)} s; retry after ${retryAfter} s`,
       { reason: "RATE_LIMITED" },
     );
+    refuse(exchange, protocol, error);
+    metrics.rateLimited(operation?.rpc ?? "unmatched");
+    return false;
+  };
+
+  /** Answers a request the edge refuses before routing it, in the caller's protocol. */
+  const refuse = (exchange: Exchange, protocol: RpcProtocol | undefined, error: DomainError): void => {
     discardRequestBody(exchange.req);
     if (protocol) {
       const contentType = requestHeader(exchange.req, "content-type") ?? "application/grpc";
@@ -351,8 +358,6 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     } else {
       sendHttpError(exchange, error);
     }
-    metrics.rateLimited(operation?.rpc ?? "unmatched");
-    return false;
   };
 
   const onRequest = (req: GatewayRequest, res: GatewayResponse): void => {
@@ -464,10 +469,19 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     );
     const ctx = trace.setSpan(parent, span).setValue(requestIdContextKey, requestId);
 
-    const serve = (): Promise<string> =>
-      context.with(ctx, () =>
+    const serve = (): Promise<string> => {
+      if (severalAuthorizations(req)) {
+        refuse(
+          exchange,
+          protocol,
+          new DomainError("invalid_argument", SEVERAL_AUTHORIZATIONS, { reason: "AMBIGUOUS_CREDENTIALS" }),
+        );
+        return Promise.resolve(operation?.label ?? "unmatched");
+      }
+      return context.with(ctx, () =>
         protocol ? passthrough.handle(exchange, protocol) : rest(exchange, operation?.route),
       );
+    };
     // Without a limiter there is nothing to wait for: no async wrapper (its promise and await are a
     // turn of the microtask queue).
     const handle = (): Promise<string> =>
@@ -596,4 +610,22 @@ function originForm(target: string): string {
   if (!absolute) return target;
   const rest = target.slice(absolute[0].length);
   return rest.startsWith("/") ? rest : `/${rest}`;
+}
+
+const SEVERAL_AUTHORIZATIONS =
+  "the request has several Authorization headers: send one (which credential was meant is ambiguous)";
+
+/**
+ * True when a request carries more than one Authorization header. Node keeps only the first in
+ * `headers`, and a service behind the gateway might read another: refused, not guessed.
+ */
+function severalAuthorizations(req: GatewayRequest): boolean {
+  if (req.headers.authorization === undefined) return false;
+  const raw = req.rawHeaders;
+  let seen = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 13 && name.toLowerCase() === "authorization" && ++seen > 1) return true;
+  }
+  return false;
 }
