@@ -18,6 +18,7 @@ import type { TokenVerifier } from "./principal.js";
 import { startListener, type AnyRequest, type AnyResponse } from "./listener.js";
 import { createReadiness } from "./readiness.js";
 import type { ReadinessCheck } from "./readiness.js";
+import { createDeadlineInterceptor } from "./deadline.js";
 import { createReflection } from "./reflection.js";
 import { rejectUndecodableMessages } from "./request-decoding.js";
 import { tracingServerInterceptor } from "./tracing.js";
@@ -98,12 +99,14 @@ export async function startServer(opts: ServerOptions): Promise<Server> {
       rejectUndecodableMessages(router.handlers, opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
     },
     // Order matters: the span covers everything; metrics and the access log see the final code;
-    // errors are mapped before they leave; access is decided before any handler runs.
+    // errors are mapped before they leave; a call past its deadline is not run (or not answered
+    // as if in time); access is decided before any handler runs.
     interceptors: [
       tracingServerInterceptor,
       metrics.interceptor,
       createAccessLogInterceptor(logger),
       createErrorInterceptor(logger),
+      createDeadlineInterceptor(),
       createAccessPolicyInterceptor({
         ...(opts.verifier === undefined ? {} : { verifier: opts.verifier }),
         publicServices: new Set(KIT_SERVICES.map((s) => s.typeName)),
