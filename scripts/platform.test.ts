@@ -42,6 +42,12 @@ describe("planPlatform", () => {
     expect(edge?.env["DATABASE_URL"]).toBeUndefined();
     expect(edge?.env["AUTH_URL"]).toBe("http://127.0.0.1:9001");
   });
+
+  it("binds services to loopback, so the gateway is the one way in", () => {
+    const plan = planPlatform({ config, secret });
+    for (const service of plan.services) expect(service.env["HOST"]).toBe("127.0.0.1");
+    expect(plan.gateway?.env["HOST"]).toBe(config.inheritedEnv["HOST"]);
+  });
 });
 
 describe("serviceDatabaseUrl", () => {

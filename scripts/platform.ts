@@ -121,6 +121,9 @@ export function planPlatform(ctx: PlatformContext): Plan {
         ...(hasDatabase ? { DATABASE_URL: serviceDatabaseUrl(ctx.config, spec.name) } : {}),
         // Each service's credential for service tokens (INTERNAL calls); auth knows its hash.
         ...(spec === gateway ? {} : { SERVICE_CLIENT_SECRET: ctx.secret(serviceSecretName(spec.name), 32) }),
+        // Services listen on loopback only: the gateway is the one way in, so nobody on the network
+        // reaches a service port past its checks (revoked tokens, rate limits). HOST overrides.
+        ...(spec === gateway ? {} : { HOST: ctx.config.inheritedEnv["HOST"] ?? "127.0.0.1" }),
         ...spec.env?.(ctx),
       },
     };

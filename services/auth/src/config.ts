@@ -10,6 +10,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const e = envReader(env);
   const problems: string[] = [];
   const c = {
+    // The interface to listen on; the dev platform binds loopback (only the gateway is public).
+    host: e.string("HOST", "0.0.0.0"),
     port: e.int("PORT", 9001, { min: 0, max: 65535 }),
     databaseUrl: e.url("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/zero_auth"),
     natsUrl: e.url("NATS_URL", "nats://127.0.0.1:4222"),

@@ -23,7 +23,7 @@ import { createSigningKeyStore } from "./tokens/signing-keys.js";
 await runService({
   name: SERVICE_NAME,
   loadConfig,
-  serve: (config, logger) => startAuthServer({ config, logger }),
+  serve: (config, logger) => startAuthServer({ config, logger, host: config.host }),
   migrate: { loadConfig: loadMigrationConfig, migrations },
   commands: { "create-admin": createAdminCommand, "rotate-signing-key": rotateSigningKeyCommand },
 });

@@ -16,6 +16,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const from = e.string("MAIL_FROM", "Zero <no-reply@zero.local>");
   if (!/^[^\r\n]*@[^\r\n]*$/.test(from)) problems.push(`MAIL_FROM must hold an address, got "${from}"`);
   const c = {
+    // The interface to listen on; the dev platform binds loopback (only the gateway is public).
+    host: e.string("HOST", "0.0.0.0"),
     port: e.int("PORT", 9007, { min: 0, max: 65535 }),
     databaseUrl: e.url("DATABASE_URL", DATABASE_URL),
     redisUrl: e.url("REDIS_URL", "redis://127.0.0.1:6379"),

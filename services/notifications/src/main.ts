@@ -7,7 +7,7 @@ import { SERVICE_NAME, startNotificationsServer } from "./notifications-server.j
 await runService({
   name: SERVICE_NAME,
   loadConfig,
-  serve: (config, logger) => startNotificationsServer({ config, logger }),
+  serve: (config, logger) => startNotificationsServer({ config, logger, host: config.host }),
   // Of the lifecycle's 10 s, the rest after the drain lets the messages being sent finish.
   drainMs: 6_000,
   migrate: { loadConfig: loadMigrationConfig, migrations },

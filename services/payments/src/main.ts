@@ -7,6 +7,6 @@ import { SERVICE_NAME, startPaymentsServer } from "./payments-server.js";
 await runService({
   name: SERVICE_NAME,
   loadConfig,
-  serve: (config, logger) => startPaymentsServer({ config, logger }),
+  serve: (config, logger) => startPaymentsServer({ config, logger, host: config.host }),
   migrate: { loadConfig: loadMigrationConfig, migrations },
 });

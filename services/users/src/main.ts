@@ -7,6 +7,6 @@ import { SERVICE_NAME, startUsersServer } from "./users-server.js";
 await runService({
   name: SERVICE_NAME,
   loadConfig,
-  serve: (config, logger) => startUsersServer({ config, logger }),
+  serve: (config, logger) => startUsersServer({ config, logger, host: config.host }),
   migrate: { loadConfig: loadMigrationConfig, migrations },
 });
