@@ -6,8 +6,10 @@ import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
 import { DomainError, domainErrorToConnectError } from "@zero/kit/errors";
 import {
   ErrorInfoSchema,
+  RetryInfoSchema,
   file_google_rpc_error_details,
   type ErrorInfo,
+  type RetryInfo,
 } from "@zero/proto/google/rpc/error_details_pb";
 
 // The REST error shape of DESIGN.md (the Google API error model):
@@ -55,6 +57,29 @@ export function httpErrorBody(error: ConnectError): HttpErrorBody {
       },
     },
   };
+}
+
+/**
+ * The seconds a `google.rpc.RetryInfo` detail asks the caller to wait (a service's throttle), for
+ * REST's `Retry-After`; undefined when there is none.
+ */
+export function retryAfterSeconds(error: ConnectError): number | undefined {
+  for (const detail of error.details) {
+    let info: RetryInfo | undefined;
+    try {
+      if ("desc" in detail) {
+        if (detail.desc.typeName === RetryInfoSchema.typeName)
+          info = create(RetryInfoSchema, detail.value as RetryInfo);
+      } else if (detail.type === RetryInfoSchema.typeName) {
+        info = fromBinary(RetryInfoSchema, detail.value);
+      }
+    } catch {
+      continue;
+    }
+    const delay = info?.retryDelay;
+    if (delay !== undefined) return Math.max(1, Math.ceil(Number(delay.seconds) + delay.nanos / 1e9));
+  }
+  return undefined;
 }
 
 /**

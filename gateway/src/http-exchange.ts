@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { Logger } from "@zero/kit/log";
-import { asConnectError, httpErrorBody } from "./error-body.js";
+import { asConnectError, httpErrorBody, retryAfterSeconds } from "./error-body.js";
 
 // One request/response pair as the gateway handles it, whichever HTTP version it arrived on.
 // Node's http and http2-compat objects share the surface used here.
@@ -72,5 +72,9 @@ export function sendHttpError(
   const { status, body } = httpErrorBody(connectError);
   const httpStatus = opts.httpStatus ?? status;
   body.error.code = httpStatus;
-  sendJson(exchange, httpStatus, body, opts.headers);
+  // A service's throttle says when to come back (RetryInfo); the gateway's own limiter sets it itself.
+  const retryAfter = retryAfterSeconds(connectError);
+  const headers =
+    retryAfter === undefined ? opts.headers : { "retry-after": String(retryAfter), ...opts.headers };
+  sendJson(exchange, httpStatus, body, headers);
 }

@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Interceptor } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
-import { BadRequestSchema, ErrorInfoSchema } from "@zero/proto/google/rpc/error_details_pb";
+import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "@zero/proto/google/rpc/error_details_pb";
 import type { Logger } from "./log.js";
 import { interceptStream } from "./interceptor-stream.js";
 
@@ -32,6 +32,8 @@ export interface DomainErrorOptions {
   cause?: unknown;
   /** `google.rpc.ErrorInfo` metadata, e.g. `{ http_status: "422" }` for a REST status the gRPC table cannot express. */
   metadata?: Record<string, string>;
+  /** When the caller may try again (a throttle): sent as `google.rpc.RetryInfo`, `Retry-After` over REST. */
+  retryAfterMs?: number;
 }
 
 /**
@@ -43,6 +45,7 @@ export class DomainError extends Error {
   readonly fieldViolations?: FieldViolation[];
   readonly reason?: string;
   readonly metadata?: Record<string, string>;
+  readonly retryAfterMs?: number;
 
   constructor(code: DomainErrorCode, message: string, opts: DomainErrorOptions = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
@@ -51,6 +54,7 @@ export class DomainError extends Error {
     if (opts.fieldViolations !== undefined) this.fieldViolations = opts.fieldViolations;
     if (opts.reason !== undefined) this.reason = opts.reason;
     if (opts.metadata !== undefined) this.metadata = opts.metadata;
+    if (opts.retryAfterMs !== undefined) this.retryAfterMs = opts.retryAfterMs;
   }
 }
 
@@ -97,6 +101,14 @@ export function domainErrorToConnectError(error: DomainError): ConnectError {
       ...(error.metadata === undefined ? {} : { metadata: error.metadata }),
     }),
   });
+  if (error.retryAfterMs !== undefined) {
+    details.push({
+      desc: RetryInfoSchema,
+      value: create(RetryInfoSchema, {
+        retryDelay: { seconds: BigInt(Math.max(1, Math.ceil(error.retryAfterMs / 1000))) },
+      }),
+    });
+  }
   return new ConnectError(error.message, CODES[error.code], undefined, details);
 }
 

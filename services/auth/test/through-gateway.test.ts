@@ -174,6 +174,26 @@ describe("mass assignment", () => {
   });
 });
 
+describe("a throttled login over REST", () => {
+  it("answers 429 with Retry-After from auth's RetryInfo", async () => {
+    const email = `throttled-${Date.now()}@example.com`;
+    const attempt = () =>
+      fetch(`${gateway.url}/v1/auth/login`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ email, password: "not the password" }),
+      });
+    let last = await attempt();
+    for (let i = 0; i < 7 && last.status !== 429; i++) last = await attempt();
+    expect(last.status).toBe(429);
+    expect(Number(last.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    const body = (await last.json()) as { error: { details: { "@type": string; retryDelay?: string }[] } };
+    expect(body.error.details).toContainEqual(
+      expect.objectContaining({ "@type": "type.googleapis.com/google.rpc.RetryInfo" }),
+    );
+  });
+});
+
 describe("sessions of another user", () => {
   it("cannot be ended by id guessing, through REST, Connect or gRPC", async () => {
     const victim = await restSignUp();

@@ -91,6 +91,6 @@ export function throttled(waitMs: number, what = "failed sign-in attempts"): Dom
   return new DomainError(
     "resource_exhausted",
     `too many ${what}: try again in ${seconds} second${seconds === 1 ? "" : "s"} (or reset the password)`,
-    { reason: "LOGIN_THROTTLED" },
+    { reason: "LOGIN_THROTTLED", retryAfterMs: waitMs },
   );
 }
