@@ -3,6 +3,7 @@ import { ConfigError } from "@zero/kit/config";
 import { AuthService } from "@zero/proto/zero/auth/v1/auth_pb";
 import { EchoService } from "@zero/proto/zero/testing/v1/echo_pb";
 import { loadConfig, upstreamNameOf } from "./config.js";
+import { DEFAULT_OPERATIONS_NETWORKS } from "./edge/client-address.js";
 
 function problemsOf(env: Record<string, string>): readonly string[] {
   try {
@@ -35,6 +36,7 @@ describe("loadConfig", () => {
       },
       cors: { allowedOrigins: [], maxAgeSeconds: 600, allowCredentials: false },
       trustedProxies: [],
+      operationsNetworks: [...DEFAULT_OPERATIONS_NETWORKS],
       resilience: {
         breakerFailureThreshold: 5,
         breakerOpenMs: 5_000,

@@ -1,7 +1,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { BlockList } from "node:net";
 import { ConfigError, envReader } from "@zero/kit/config";
-import { addCidr } from "./edge/client-address.js";
+import { DEFAULT_OPERATIONS_NETWORKS, addCidr } from "./edge/client-address.js";
 import {
   parseRateLimit,
   type RateLimit,
@@ -38,6 +38,8 @@ export interface GatewayConfig {
   };
   /** CIDRs whose `X-Forwarded-*` headers are believed. */
   readonly trustedProxies: readonly string[];
+  /** Who may read `/metrics` and `/health/<service>` (CIDRs). */
+  readonly operationsNetworks: readonly string[];
   readonly resilience: {
     readonly breakerFailureThreshold: number;
     readonly breakerOpenMs: number;
@@ -128,6 +130,12 @@ export function loadConfig(
     () => trustedProxies.forEach((cidr) => addCidr(new BlockList(), cidr)),
     undefined,
   );
+  const operationsNetworks = e.list("OPERATIONS_NETWORKS", [...DEFAULT_OPERATIONS_NETWORKS]);
+  attempt(
+    "OPERATIONS_NETWORKS",
+    () => operationsNetworks.forEach((cidr) => addCidr(new BlockList(), cidr)),
+    undefined,
+  );
 
   const upstreamTimeoutMs = e.int("UPSTREAM_TIMEOUT_MS", 30_000, { min: 100, max: 10 * 60_000 });
   const config: GatewayConfig = {
@@ -169,6 +177,7 @@ export function loadConfig(
       allowCredentials: e.bool("CORS_ALLOW_CREDENTIALS", false),
     },
     trustedProxies,
+    operationsNetworks,
     resilience: {
       breakerFailureThreshold: e.int("BREAKER_FAILURE_THRESHOLD", 5, { min: 1, max: 1000 }),
       breakerOpenMs: e.int("BREAKER_OPEN_MS", 5_000, { min: 100, max: 10 * 60_000 }),

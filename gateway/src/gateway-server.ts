@@ -12,6 +12,7 @@ import {
   type Span,
   type SpanContext,
 } from "@opentelemetry/api";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { DomainError } from "@zero/kit/errors";
 import { requestIdContextKey, type Logger } from "@zero/kit/log";
 import { createAuthTokenVerifier } from "@zero/kit/auth-token-verifier";
@@ -21,7 +22,11 @@ import { startListener } from "@zero/kit/listener";
 import { withVerifiedTokenCache, type VerifiedTokenCacheOptions } from "@zero/kit/verified-token-cache";
 import { extractTraceContext } from "@zero/kit/tracing";
 import { useSharedAccessorsInAsyncResourceBind } from "./edge/async-resource-bind.js";
-import { createClientAddressResolver } from "./edge/client-address.js";
+import {
+  DEFAULT_OPERATIONS_NETWORKS,
+  createClientAddressResolver,
+  createNetworkList,
+} from "./edge/client-address.js";
 import { createCorsPolicy, type CorsOptions } from "./edge/cors.js";
 import { clientTimeoutMs } from "./edge/deadline.js";
 import { createEdgeCalls } from "./edge/edge-call.js";
@@ -94,6 +99,11 @@ export interface GatewayOptions {
   cors?: CorsOptions;
   /** CIDRs whose `X-Forwarded-For/Proto/Host` are believed. */
   trustedProxies?: readonly string[];
+  /**
+   * CIDRs of the clients that may read `/metrics` and `/health/<service>` (upstream addresses,
+   * instance states); others get 404. Default DEFAULT_OPERATIONS_NETWORKS: loopback and private.
+   */
+  operationsNetworks?: readonly string[];
   /** Circuit breakers, retry budget, and the period of active health checks (default 5 s; 0 = none). */
   resilience?: ResilienceOptions & { healthCheckIntervalMs?: number };
   /** One log line per request; default true. */
@@ -214,6 +224,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     onResult: (upstream, instance, serving) => metrics.health(upstream, instance, serving),
   });
   const clientAddresses = createClientAddressResolver(opts.trustedProxies ?? []);
+  const operationsClients = createNetworkList(opts.operationsNetworks ?? DEFAULT_OPERATIONS_NETWORKS);
   const cors = opts.cors && opts.cors.allowedOrigins.length > 0 ? createCorsPolicy(opts.cors) : undefined;
   const headers = securityHeaders({ tls });
   const rateLimitPolicy = opts.rateLimit ? createRateLimitPolicy(opts.rateLimit.limits) : undefined;
@@ -234,10 +245,18 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   let draining = false;
 
   /** The gateway's own endpoints; true when it answered. */
-  const serveOperational = (exchange: Exchange): boolean => {
+  const serveOperational = (exchange: Exchange, clientIp: string): boolean => {
     const method = exchange.req.method;
     if (method !== "GET" && method !== "HEAD") return false;
     const path = exchange.path;
+    // What only operators need — upstream addresses, each instance's state, every metric — is
+    // not for the internet: answered as if it did not exist.
+    if ((path === "/metrics" || path.startsWith("/health/")) && path !== "/health/ready") {
+      if (!operationsClients.has(clientIp)) {
+        sendHttpError(exchange, new ConnectError(`no route for ${method} ${path}`, Code.NotFound));
+        return true;
+      }
+    }
     if (path === "/healthz") {
       sendJson(exchange, 200, { status: "ok" });
       return true;
@@ -434,7 +453,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       finish("preflight", undefined, "rest");
       return;
     }
-    if (serveOperational(exchange)) return;
+    if (serveOperational(exchange, client.ip)) return;
 
     // What services are told about the client, replacing whatever the client claimed (pass-through
     // copies request headers as they are).

@@ -33,6 +33,7 @@ const gateway = await startGateway({
   ...(config.tokenRevocation === undefined ? {} : { tokenRevocation: config.tokenRevocation }),
   cors: config.cors,
   trustedProxies: config.trustedProxies,
+  operationsNetworks: config.operationsNetworks,
   resilience: config.resilience,
   accessLog: config.accessLog,
 });

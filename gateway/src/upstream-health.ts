@@ -60,8 +60,11 @@ const CHECK_BODY = toBinary(HealthCheckRequestSchema, create(HealthCheckRequestS
  * periodically (and on `GET /health`). An instance that answers NOT_SERVING — a service draining
  * or missing its database — or does not answer is taken out of the round robin until it answers
  * SERVING again; its circuit breaker covers the seconds between checks. A hung instance cannot
- * hang a check (timeout), and concurrent probes share one round.
+ * hang a check (timeout), and concurrent probes share one round (reused for FRESH_MS after it).
  */
+/** How long a probe's answer is reused (see checkInstance). */
+const FRESH_MS = 500;
+
 export function createUpstreamHealth(opts: UpstreamHealthOptions): UpstreamHealth {
   const timeoutMs = opts.timeoutMs ?? 1000;
   const { logger } = opts;
@@ -91,7 +94,9 @@ export function createUpstreamHealth(opts: UpstreamHealthOptions): UpstreamHealt
           }
           instance.serving = serving;
           opts.onResult?.(upstream, instance.url, serving);
-          inflight.delete(instance);
+          // Kept a moment as the answer for whoever asks next: a client calling GET /health in a
+          // loop makes at most one probe per instance per FRESH_MS, not one per request.
+          setTimeout(() => inflight.delete(instance), FRESH_MS).unref();
           return status;
         });
       inflight.set(instance, pending);

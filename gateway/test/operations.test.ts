@@ -72,6 +72,37 @@ describe("health endpoints", () => {
   });
 });
 
+describe("who may read what only operators need", () => {
+  it("answers /metrics and /health/<service> only to OPERATIONS_NETWORKS; /health and readiness to anyone", async () => {
+    // This test's client is 127.0.0.1: outside the one network allowed here.
+    const guarded = await startGateway({
+      services: [EchoService],
+      upstreamUrls: { testing: echo.url },
+      logger: logs.logger,
+      port: 0,
+      host: "127.0.0.1",
+      verifier: tokens.verifier,
+      operationsNetworks: ["10.0.0.0/8"],
+      resilience: { healthCheckIntervalMs: 0 },
+    });
+    try {
+      for (const path of ["/metrics", "/health/testing"]) {
+        const response = await fetch(`${guarded.url}${path}`);
+        expect({ path, status: response.status }).toEqual({ path, status: 404 });
+        expect(await response.text()).not.toContain(echo.url);
+      }
+      for (const path of ["/health", "/health/ready", "/healthz", "/readyz"]) {
+        expect({ path, status: (await fetch(`${guarded.url}${path}`)).status }).toEqual({
+          path,
+          status: 200,
+        });
+      }
+    } finally {
+      await guarded.close(1000);
+    }
+  });
+});
+
 describe("metrics", () => {
   it("counts requests, errors and durations per route and per upstream", async () => {
     await echoCall();

@@ -64,6 +64,19 @@ export function createClientAddressResolver(trustedProxies: readonly string[]): 
   };
 }
 
+/** A set of networks (CIDRs or bare addresses) to test client addresses against. */
+export function createNetworkList(cidrs: readonly string[]): { has(ip: string): boolean } {
+  const list = new BlockList();
+  for (const cidr of cidrs) addCidr(list, cidr);
+  return {
+    has(ip) {
+      const address = normalizeIp(ip);
+      const family = isIP(address);
+      return family !== 0 && list.check(address, family === 6 ? "ipv6" : "ipv4");
+    },
+  };
+}
+
 /** Throws with the offending entry when a CIDR (or bare address) is malformed; config reports it. */
 export function addCidr(list: BlockList, cidr: string): void {
   const [address = "", prefixText] = cidr.trim().split("/");
@@ -89,3 +102,13 @@ function firstValue(value: string | undefined): string | undefined {
   const first = value.split(",", 1)[0]?.trim();
   return first === "" ? undefined : first;
 }
+
+/** Who may read `/metrics` and `/health/<service>` unless configured: this host and private networks. */
+export const DEFAULT_OPERATIONS_NETWORKS: readonly string[] = [
+  "127.0.0.0/8",
+  "::1/128",
+  "10.0.0.0/8",
+  "172.16.0.0/12",
+  "192.168.0.0/16",
+  "fc00::/7",
+];
