@@ -25,8 +25,10 @@ import {
   EchoRequestSchema,
   EchoResponseSchema,
   EchoService,
+  FailRequestSchema,
   InternalEchoRequestSchema,
   UndecidedRequestSchema,
+  WhoAmIRequestSchema,
 } from "@zero/proto/zero/testing/v1/echo_pb";
 import {
   GetBookRequestSchema,
@@ -230,6 +232,29 @@ describe("an independent gRPC client (@grpc/grpc-js) through the gateway", () =>
       });
       expect(code).toBe(grpc.status.PERMISSION_DENIED);
     }
+  });
+
+  it("reads error messages as written, punctuation and non-ASCII included", async () => {
+    // The gateway's own refusal (no token) and a service's error (echo's Fail) both cross as
+    // grpc-message, which grpc-js decodes with decodeURI: ":" "," must not arrive as %3A, %2C.
+    const details = (path: string, schema: DescMessage, message: object) =>
+      new Promise<string>((resolve) => {
+        client.makeUnaryRequest(
+          path,
+          serializer(schema),
+          (bytes: Buffer) => bytes,
+          create(schema, message),
+          new grpc.Metadata(),
+          (error) => resolve(error?.details ?? ""),
+        );
+      });
+    const refused = await details("/zero.testing.v1.EchoService/WhoAmI", WhoAmIRequestSchema, {});
+    expect(refused).toMatch(/^this call needs an access token: send `authorization: Bearer <token>`/);
+    const failed = await details("/zero.testing.v1.EchoService/Fail", FailRequestSchema, {
+      code: "not_found",
+      message: "no such thing: ünïcode, 100% sure; a/b",
+    });
+    expect(failed).toBe("no such thing: ünïcode, 100% sure; a/b");
   });
 
   it("gets INVALID_ARGUMENT (not INTERNAL) for a message the service cannot decode", async () => {
