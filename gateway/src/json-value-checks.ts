@@ -169,17 +169,32 @@ function messageValueViolation(message: DescMessage, value: JsonValue): string |
     const wrapped = WRAPPED_NUMBER[message.typeName];
     return wrapped === undefined ? undefined : scalarViolation(wrapped, value);
   }
-  if (DYNAMIC_TYPES.has(message.typeName) && !allFinite(value, 0))
-    return "a number is too large for a double (it reads as infinity): numbers in JSON values must be finite";
+  if (DYNAMIC_TYPES.has(message.typeName)) {
+    const problem = dynamicValueProblem(value, 0);
+    if (problem === "infinite")
+      return "a number is too large for a double (it reads as infinity): numbers in JSON values must be finite";
+    if (problem === "deep")
+      return `nested deeper than ${MAX_VALUE_DEPTH} levels: a google.protobuf.Value holds at most ${MAX_VALUE_DEPTH}`;
+  }
   return undefined;
 }
 
-/** False when some number in the JSON is ±Infinity (the body's depth is already bounded). */
-function allFinite(value: JsonValue, depth: number): boolean {
-  if (typeof value === "number") return Number.isFinite(value);
-  if (typeof value !== "object" || value === null || depth > 128) return true;
+/**
+ * Each level of a JSON array or object inside a google.protobuf.Value is two protobuf messages
+ * (Value → ListValue / Struct), and services decode at most 100 levels of messages: deeper JSON,
+ * though under the gateway's own 64 levels, would be refused by the service with a message about
+ * recursion in the binary encoding.
+ */
+const MAX_VALUE_DEPTH = 48;
+
+/** "infinite" when some number is ±Infinity, "deep" past MAX_VALUE_DEPTH, else undefined. */
+function dynamicValueProblem(value: JsonValue, depth: number): "infinite" | "deep" | undefined {
+  if (typeof value === "number") return Number.isFinite(value) ? undefined : "infinite";
+  if (typeof value !== "object" || value === null) return undefined;
+  if (depth >= MAX_VALUE_DEPTH) return "deep";
   for (const item of Array.isArray(value) ? value : Object.values(value)) {
-    if (!allFinite(item, depth + 1)) return false;
+    const problem = dynamicValueProblem(item, depth + 1);
+    if (problem !== undefined) return problem;
   }
-  return true;
+  return undefined;
 }

@@ -237,7 +237,7 @@ describe("an independent gRPC client (@grpc/grpc-js) through the gateway", () =>
   it("reads error messages as written, punctuation and non-ASCII included", async () => {
     // The gateway's own refusal (no token) and a service's error (echo's Fail) both cross as
     // grpc-message, which grpc-js decodes with decodeURI: ":" "," must not arrive as %3A, %2C.
-    const details = (path: string, schema: DescMessage, message: object) =>
+    const details = (path: string, schema: DescMessage, message: Record<string, unknown>) =>
       new Promise<string>((resolve) => {
         client.makeUnaryRequest(
           path,
