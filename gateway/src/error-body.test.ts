@@ -24,7 +24,15 @@ describe("httpErrorBody", () => {
     expect(statusName(code)).toBe(status);
     expect(httpErrorBody(new ConnectError("m", code))).toEqual({
       status: http,
-      body: { error: { code: http, status, message: "m", details: [] } },
+      body: {
+        error: {
+          code: http,
+          status,
+          message: "m",
+          // Every error names a reason, even one raised without details.
+          details: [{ "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: status, domain: "zero" }],
+        },
+      },
     });
   });
 
@@ -58,7 +66,7 @@ describe("httpErrorBody", () => {
       code: 500,
       status: "INTERNAL",
       message: "internal error",
-      details: [],
+      details: [{ "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: "INTERNAL", domain: "zero" }],
     });
     expect(asConnectError(new DomainError("not_found", "no such user")).error.code).toBe(Code.NotFound);
   });

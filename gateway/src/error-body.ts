@@ -3,7 +3,7 @@ import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { base64Encode } from "@bufbuild/protobuf/wire";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
-import { DomainError, domainErrorToConnectError } from "@zero/kit/errors";
+import { DomainError, ERROR_DOMAIN, domainErrorToConnectError } from "@zero/kit/errors";
 import {
   ErrorInfoSchema,
   RetryInfoSchema,
@@ -46,17 +46,24 @@ export function asConnectError(error: unknown): { error: ConnectError; unexpecte
 
 export function httpErrorBody(error: ConnectError): HttpErrorBody {
   const status = statusOverride(error) ?? codeToHttpStatus(error.code);
+  const details = error.details.map(renderDetail);
+  // Every error names its reason, as DESIGN.md's shape has it, whoever raised it: a refusal of the
+  // gateway's own (404, 405) or a service's error without details gets the status as its reason.
+  if (!details.some((d) => isJsonObject(d) && d["@type"] === typeUrlPrefix + ErrorInfoSchema.typeName)) {
+    details.push({
+      "@type": typeUrlPrefix + ErrorInfoSchema.typeName,
+      reason: statusName(error.code),
+      domain: ERROR_DOMAIN,
+    });
+  }
   return {
     status,
-    body: {
-      error: {
-        code: status,
-        status: statusName(error.code),
-        message: error.rawMessage,
-        details: error.details.map(renderDetail),
-      },
-    },
+    body: { error: { code: status, status: statusName(error.code), message: error.rawMessage, details } },
   };
+}
+
+function isJsonObject(value: JsonValue): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /**

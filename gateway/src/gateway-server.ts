@@ -292,9 +292,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         },
         (error: unknown) => {
           logger.error({ err: error }, "collecting metrics failed");
-          sendJson(exchange, 500, {
-            error: { code: 500, status: "INTERNAL", message: "collecting metrics failed", details: [] },
-          });
+          sendHttpError(exchange, new ConnectError("collecting metrics failed", Code.Internal));
         },
       );
       return true;
@@ -528,9 +526,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       logger.error({ err: error, path }, "unhandled error in the gateway");
       try {
         if (!res.headersSent) {
-          sendJson(exchange, 500, {
-            error: { code: 500, status: "INTERNAL", message: "internal error", details: [] },
-          });
+          sendHttpError(exchange, new ConnectError("internal error", Code.Internal));
         } else {
           res.destroy();
         }

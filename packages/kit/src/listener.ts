@@ -3,6 +3,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
 import tls from "node:tls";
+import { ERROR_DOMAIN } from "./errors.js";
 import { endStreamWithLastDataFrame } from "./http2-end-stream.js";
 import type { Logger } from "./log.js";
 import { sniffProtocol } from "./protocol-sniffer.js";
@@ -140,7 +141,10 @@ export async function startListener(opts: ListenerOptions): Promise<Listener> {
               "INVALID_ARGUMENT",
               "the request is not valid HTTP/1.1 (unknown method, or a malformed request line or header)",
             ];
-    const body = JSON.stringify({ error: { code: status, status: code, message, details: [] } });
+    const details = [
+      { "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: code, domain: ERROR_DOMAIN },
+    ];
+    const body = JSON.stringify({ error: { code: status, status: code, message, details } });
     socket.end(
       `HTTP/1.1 ${status} ${reason}\r\n` +
         `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
