@@ -28,7 +28,7 @@ import {
   createNetworkList,
 } from "./edge/client-address.js";
 import { createCorsPolicy, type CorsOptions } from "./edge/cors.js";
-import { clientTimeoutMs } from "./edge/deadline.js";
+import { clientTimeoutMs, malformedTimeout } from "./edge/deadline.js";
 import { createEdgeCalls } from "./edge/edge-call.js";
 import { createRateLimitPolicy, type RateLimitConfig } from "./edge/rate-limit-policy.js";
 import { createRateLimiter, type RateLimiter } from "./edge/rate-limiter.js";
@@ -492,6 +492,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           exchange,
           protocol,
           new DomainError("invalid_argument", SEVERAL_AUTHORIZATIONS, { reason: "AMBIGUOUS_CREDENTIALS" }),
+        );
+        return Promise.resolve(operation?.label ?? "unmatched");
+      }
+      const badTimeout = malformedTimeout(header);
+      if (badTimeout !== undefined) {
+        refuse(
+          exchange,
+          protocol,
+          new DomainError("invalid_argument", badTimeout, { reason: "MALFORMED_TIMEOUT" }),
         );
         return Promise.resolve(operation?.label ?? "unmatched");
       }

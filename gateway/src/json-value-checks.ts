@@ -165,7 +165,7 @@ function messageValueViolation(message: DescMessage, value: JsonValue): string |
     if (wrapped !== undefined) return scalarViolation(wrapped, value);
     return wellKnownStringViolation(message.typeName, value);
   }
-  if (typeof value === "number") {
+  if (typeof value === "number" && !DYNAMIC_TYPES.has(message.typeName)) {
     const wrapped = WRAPPED_NUMBER[message.typeName];
     return wrapped === undefined ? undefined : scalarViolation(wrapped, value);
   }

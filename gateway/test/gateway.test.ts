@@ -182,6 +182,23 @@ describe("REST transcoding", () => {
     expect(response.status).toBe(404);
   });
 
+  it("refuses a malformed client timeout with 400, over REST and Connect alike", async () => {
+    const rest = await fetch(`${gateway.url}/v1/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "connect-timeout-ms": "abc" },
+      body: '{"message":"x"}',
+    });
+    expect(rest.status).toBe(400);
+    expect(await rest.text()).toMatch(/connect-timeout-ms must be whole milliseconds/);
+    const connect = await fetch(`${gateway.url}/zero.testing.v1.EchoService/Echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "grpc-timeout": "soon" },
+      body: '{"message":"x"}',
+    });
+    expect(connect.status).toBe(400);
+    expect(((await connect.json()) as { code: string }).code).toBe("invalid_argument");
+  });
+
   it("takes an absolute-form request target, as HTTP/1.1 servers must", async () => {
     const url = new URL(gateway.url);
     const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {

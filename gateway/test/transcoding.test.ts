@@ -439,6 +439,7 @@ describe("strictness: every refusal is a 4xx in the documented shape", () => {
     const infinite = await call("POST", `${t}/values`, { body: '{"value":{"a":[1e400]}}' });
     expect(violations(expectError(infinite, 400, "INVALID_ARGUMENT"))[0]?.field).toBe("value");
     expect((await call("POST", `${t}/values`, { body: '{"struct":{"a":-1e400}}' })).status).toBe(400);
+    expect((await call("POST", `${t}/values`, { body: '{"value":1e400}' })).status).toBe(400);
     // An enum by a name it does not have, and a message given as a string, name their field.
     expect((await refused(`${t}/values`, { genre: "NOPE" }))[0]?.field).toBe("genre");
     expect((await refused(`${t}/shelves/s1/books`, { title: "T", shelf: "x" }))[0]?.field).toBe("shelf");

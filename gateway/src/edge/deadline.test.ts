@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { clientTimeoutMs, formatGrpcTimeout, parseConnectTimeout, parseGrpcTimeout } from "./deadline.js";
+import {
+  clientTimeoutMs,
+  formatGrpcTimeout,
+  malformedTimeout,
+  parseConnectTimeout,
+  parseGrpcTimeout,
+} from "./deadline.js";
 
 describe("deadlines", () => {
   it("reads grpc-timeout in every unit, rounding up to whole milliseconds", () => {
@@ -32,5 +38,14 @@ describe("deadlines", () => {
     expect(formatGrpcTimeout(30_000)).toBe("30000m");
     expect(formatGrpcTimeout(0.2)).toBe("1m");
     expect(formatGrpcTimeout(200_000_000)).toBe("200000S");
+  });
+
+  it("says what is wrong with a malformed timeout header, nothing for absent or valid ones", () => {
+    const of = (headers: Record<string, string>) => malformedTimeout((name) => headers[name]);
+    expect(of({})).toBeUndefined();
+    expect(of({ "connect-timeout-ms": "1500", "grpc-timeout": "2S" })).toBeUndefined();
+    expect(of({ "connect-timeout-ms": "abc" })).toMatch(/^connect-timeout-ms must be whole milliseconds/);
+    expect(of({ "connect-timeout-ms": "99999999999" })).toMatch(/^connect-timeout-ms/);
+    expect(of({ "grpc-timeout": "1x" })).toMatch(/^grpc-timeout must be/);
   });
 });

@@ -34,6 +34,21 @@ export function clientTimeoutMs(header: (name: string) => string | undefined): n
   return parseConnectTimeout(header("connect-timeout-ms")) ?? parseGrpcTimeout(header("grpc-timeout"));
 }
 
+/**
+ * What is wrong with the caller's timeout headers, or undefined when they are absent or valid.
+ * A malformed one is refused (400), as the services refuse it: quietly replacing it with the
+ * route's default would run a call far longer than its caller meant.
+ */
+export function malformedTimeout(header: (name: string) => string | undefined): string | undefined {
+  const connect = header("connect-timeout-ms");
+  if (connect !== undefined && parseConnectTimeout(connect) === undefined)
+    return "connect-timeout-ms must be whole milliseconds, 1 to 10 digits (connect-timeout-ms: 1500)";
+  const grpc = header("grpc-timeout");
+  if (grpc !== undefined && parseGrpcTimeout(grpc) === undefined)
+    return "grpc-timeout must be 1 to 8 digits and a unit H, M, S, m, u or n (grpc-timeout: 1500m)";
+  return undefined;
+}
+
 /** A `grpc-timeout` value for `ms`, in the unit that keeps it within the 8 digits gRPC allows. */
 export function formatGrpcTimeout(ms: number): string {
   const whole = Math.max(1, Math.ceil(ms));

@@ -1,5 +1,6 @@
 import { EchoService } from "@zero/proto/zero/testing/v1/echo_pb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DomainError } from "../src/errors.js";
 import type { Server } from "../src/server.js";
 import { echoService } from "./fixtures/echo-service.js";
 import { startEchoTestServer } from "./fixtures/echo-server.js";
@@ -19,6 +20,7 @@ beforeAll(async () => {
         async echo(req) {
           ran++;
           await new Promise((resolve) => setTimeout(resolve, 60));
+          if (req.message === "fail") throw new DomainError("unauthenticated", "wrong password");
           return { message: req.message };
         },
       }),
@@ -40,6 +42,15 @@ describe("deadlines on the server", () => {
   it("a unary call that runs past its deadline answers deadline_exceeded", async () => {
     const answer = await echo({ "connect-timeout-ms": "20" });
     expect(answer.status).toBe(504);
+    expect(((await answer.json()) as { code: string }).code).toBe("deadline_exceeded");
+  });
+
+  it("so does one that fails past its deadline: the caller gave up first", async () => {
+    const answer = await fetch(`${server.url}/zero.testing.v1.EchoService/Echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "connect-timeout-ms": "20" },
+      body: '{"message":"fail"}',
+    });
     expect(((await answer.json()) as { code: string }).code).toBe("deadline_exceeded");
   });
 
