@@ -122,32 +122,33 @@ export function fieldValueViolation(field: DescField, value: JsonValue): string 
     case "message":
       return messageValueViolation(field.message, value);
     case "list":
-      if (!Array.isArray(value)) return undefined;
-      for (const item of value) {
-        const problem =
-          field.listKind === "scalar"
-            ? scalarViolation(field.scalar, item)
-            : field.listKind === "message"
-              ? messageValueViolation(field.message, item)
-              : enumViolation(field.enum, item);
+    case "map": {
+      const items =
+        field.fieldKind === "list"
+          ? Array.isArray(value)
+            ? value
+            : []
+          : typeof value === "object" && !Array.isArray(value)
+            ? Object.values(value)
+            : [];
+      for (const item of items) {
+        const problem = elementViolation(field, item);
         if (problem !== undefined) return problem;
       }
       return undefined;
-    case "map":
-      if (typeof value !== "object" || Array.isArray(value)) return undefined;
-      for (const item of Object.values(value)) {
-        const problem =
-          field.mapKind === "scalar"
-            ? scalarViolation(field.scalar, item)
-            : field.mapKind === "message"
-              ? messageValueViolation(field.message, item)
-              : enumViolation(field.enum, item);
-        if (problem !== undefined) return problem;
-      }
-      return undefined;
+    }
     default:
       return undefined;
   }
+}
+
+/** What is wrong with one element of a list, or one value of a map. */
+function elementViolation(field: DescField, item: JsonValue): string | undefined {
+  if (field.fieldKind !== "list" && field.fieldKind !== "map") return undefined;
+  const kind = field.fieldKind === "list" ? field.listKind : field.mapKind;
+  if (kind === "scalar") return scalarViolation((field as { scalar: ScalarType }).scalar, item);
+  if (kind === "message") return messageValueViolation((field as { message: DescMessage }).message, item);
+  return enumViolation((field as { enum: DescEnum }).enum, item);
 }
 
 /** An enum by a name it does not have (by number, an open enum takes any; protobuf-es checks the type). */

@@ -24,17 +24,23 @@ beforeAll(async () => {
   logs = captureLogs();
   tokens = await createTestTokens();
   echo = await startEchoServer({ logger: logs.logger, verifier: tokens.verifier });
-  gateway = await startGateway({
+  gateway = await gatewayWith({
+    cors: { allowedOrigins: ["https://shop.example.com"], maxAgeSeconds: 900 },
+  });
+});
+
+/** A gateway in front of this file's echo service, with `options` added. */
+const gatewayWith = (options: Partial<Parameters<typeof startGateway>[0]>): Promise<Gateway> =>
+  startGateway({
     services: [EchoService],
     upstreamUrls: { testing: echo.url },
     logger: logs.logger,
     port: 0,
     host: "127.0.0.1",
     verifier: tokens.verifier,
-    cors: { allowedOrigins: ["https://shop.example.com"], maxAgeSeconds: 900 },
     resilience: { healthCheckIntervalMs: 0 },
+    ...options,
   });
-});
 
 afterAll(async () => {
   await gateway?.close(1000);
@@ -75,16 +81,7 @@ describe("health endpoints", () => {
 describe("who may read what only operators need", () => {
   it("answers /metrics and /health/<service> only to OPERATIONS_NETWORKS; /health and readiness to anyone", async () => {
     // This test's client is 127.0.0.1: outside the one network allowed here.
-    const guarded = await startGateway({
-      services: [EchoService],
-      upstreamUrls: { testing: echo.url },
-      logger: logs.logger,
-      port: 0,
-      host: "127.0.0.1",
-      verifier: tokens.verifier,
-      operationsNetworks: ["10.0.0.0/8"],
-      resilience: { healthCheckIntervalMs: 0 },
-    });
+    const guarded = await gatewayWith({ operationsNetworks: ["10.0.0.0/8"] });
     try {
       for (const path of ["/metrics", "/health/testing"]) {
         const response = await fetch(`${guarded.url}${path}`);
