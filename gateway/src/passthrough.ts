@@ -277,13 +277,25 @@ function pipeCall(
       res.addTrailers(outgoing);
     });
 
+    // Cut by the gateway (balanced-sessions.ts: the call's deadline passed; a client that left is
+    // settled above) — and perhaps while the client was still sending its request.
+    const unanswered = (otherwise: string): ConnectError =>
+      upstreamStream.rstCode !== http2.constants.NGHTTP2_CANCEL
+        ? new ConnectError(otherwise, Code.Unavailable)
+        : new ConnectError(
+            req.complete
+              ? `the ${upstream.name} service did not answer before the call's deadline`
+              : "the call's deadline passed while its request was still arriving: send it faster, or allow more time",
+            Code.DeadlineExceeded,
+          );
+
     upstreamStream.on("end", () => {
       if (settled) return;
       if (!res.headersSent) {
         sendRpcError(
           exchange,
           protocol,
-          new ConnectError(`the ${upstream.name} service sent no response`, Code.Unavailable),
+          unanswered(`the ${upstream.name} service sent no response`),
           contentType,
         );
       } else if (!res.writableEnded) {
@@ -316,7 +328,7 @@ function pipeCall(
           sendRpcError(
             exchange,
             protocol,
-            new ConnectError(`the ${upstream.name} service reset the call`, Code.Unavailable),
+            unanswered(`the ${upstream.name} service reset the call`),
             contentType,
           );
         } else {

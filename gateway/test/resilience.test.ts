@@ -1,3 +1,4 @@
+import http from "node:http";
 import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { setTimeout as delay } from "node:timers/promises";
@@ -236,6 +237,71 @@ describe("several instances of a service", () => {
 });
 
 describe("circuit breaker", () => {
+  it("is not opened by clients whose own short deadlines run out, nor by slow request bodies", async () => {
+    const probe = await startProbeEchoServer({ logger, verifier: tokens.verifier });
+    const gateway = await startGateway({
+      services: [EchoService],
+      upstreamUrls: { testing: probe.url },
+      logger,
+      port: 0,
+      host: "127.0.0.1",
+      verifier: tokens.verifier,
+      resilience: { healthCheckIntervalMs: 0, breakerFailureThreshold: 2, breakerOpenMs: 5_000 },
+    });
+    const circuit = async () =>
+      /gateway_upstream_circuit_state\{upstream="testing",instance="[^"]+"\} (\d)/.exec(
+        await (await fetch(`${gateway.url}/metrics`)).text(),
+      )?.[1];
+    try {
+      // REST and pass-through calls with a 50 ms deadline on a call that takes 1.5 s whatever the
+      // deadline (and a client that does not enforce its own, like curl): each times out at the
+      // gateway, which must not count that against the instance.
+      for (let i = 0; i < 3; i++) {
+        expect((await post(gateway, "hang:1500", { "connect-timeout-ms": "50" })).status).toBe(504);
+        const rpc = await fetch(`${gateway.url}/zero.testing.v1.EchoService/Echo`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "connect-timeout-ms": "50" },
+          body: '{"message":"hang:1500"}',
+        });
+        expect(((await rpc.json()) as { code: string }).code).toBe("deadline_exceeded");
+      }
+      // A client that sends half its body and stalls: the deadline passes at the gateway.
+      for (let i = 0; i < 3; i++) {
+        const url = new URL(gateway.url);
+        const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = http.request({
+            host: url.hostname,
+            port: url.port,
+            method: "POST",
+            path: "/zero.testing.v1.EchoService/Echo",
+            headers: {
+              "content-type": "application/json",
+              "connect-timeout-ms": "100",
+              "content-length": 100,
+            },
+          });
+          req.on("response", (res) => {
+            let body = "";
+            res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+            res.on("error", reject);
+          });
+          req.on("error", reject);
+          req.write('{"message":');
+        });
+        expect(JSON.parse(answer.body)).toMatchObject({ code: "deadline_exceeded" });
+        expect(answer.body).toMatch(/still arriving/);
+      }
+      // A far deadline (10 digits of ms is valid) is a deadline, not one already passed.
+      expect((await post(gateway, "far", { "connect-timeout-ms": "9999999999" })).status).toBe(200);
+      expect(await circuit()).toBe("0");
+      expect((await post(gateway, "still served")).status).toBe(200);
+    } finally {
+      await gateway.close(1000);
+      await probe.close();
+    }
+  });
+
   it("answers 503 at once while the only instance is down, and closes again when it recovers", async () => {
     let probe = await startProbeEchoServer({ logger, verifier: tokens.verifier });
     const port = probe.port;

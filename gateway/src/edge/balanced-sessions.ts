@@ -3,7 +3,7 @@ import type { ClientHttp2Stream, ClientSessionRequestOptions, OutgoingHttpHeader
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { UpstreamObserver } from "./balanced-transport.js";
-import { formatGrpcTimeout, parseConnectTimeout, parseGrpcTimeout } from "./deadline.js";
+import { MAX_DEADLINE_MS, formatGrpcTimeout, parseConnectTimeout, parseGrpcTimeout } from "./deadline.js";
 import type { UpstreamInstance, UpstreamPool } from "./upstream-pool.js";
 
 /**
@@ -47,22 +47,28 @@ const { NGHTTP2_CANCEL } = http2.constants;
 export function createBalancedSessions(opts: BalancedSessionsOptions): UpstreamSessions {
   const owner = new WeakMap<ClientHttp2Stream, UpstreamInstance>();
 
+  /**
+   * The call's headers with a deadline for the upstream, and how long the gateway waits for it.
+   * `blame`: whether silence past it counts against the instance — not when the client chose a
+   * deadline shorter than the operator's (a client could otherwise open a breaker for everyone).
+   */
   const withDeadline = (
     path: string,
     headers: OutgoingHttpHeaders,
-  ): { headers: OutgoingHttpHeaders; ms?: number } => {
+  ): { headers: OutgoingHttpHeaders; ms?: number; blame: boolean } => {
     const rpc = path.slice(1).split("?", 1)[0] as string;
     const grpcTimeout = parseGrpcTimeout(single(headers["grpc-timeout"]));
     const connectTimeout = parseConnectTimeout(single(headers["connect-timeout-ms"]));
     const clientMs = connectTimeout ?? grpcTimeout;
-    if (clientMs !== undefined) return { headers, ms: clientMs };
-    if (opts.methodOf(rpc)?.methodKind !== "unary") return { headers };
+    const unary = opts.methodOf(rpc)?.methodKind === "unary";
     const ms = opts.timeoutFor(rpc) ?? opts.defaultTimeoutMs;
+    if (clientMs !== undefined) return { headers, ms: clientMs, blame: !unary || clientMs >= ms };
+    if (!unary) return { headers, blame: true };
     const contentType = single(headers["content-type"]) ?? "";
     const withTimeout = contentType.startsWith("application/grpc")
       ? { ...headers, "grpc-timeout": formatGrpcTimeout(ms) }
       : { ...headers, "connect-timeout-ms": String(ms) };
-    return { headers: withTimeout, ms };
+    return { headers: withTimeout, ms, blame: true };
   };
 
   return {
@@ -95,7 +101,7 @@ export function createBalancedSessions(opts: BalancedSessionsOptions): UpstreamS
           continue;
         }
         owner.set(stream, instance);
-        watch(stream, instance, startedAt, call.ms);
+        watch(stream, instance, startedAt, call.ms, call.blame);
         return stream;
       }
     },
@@ -108,18 +114,24 @@ export function createBalancedSessions(opts: BalancedSessionsOptions): UpstreamS
     stream: ClientHttp2Stream,
     instance: UpstreamInstance,
     startedAt: number,
-    ms?: number,
+    ms: number | undefined,
+    blame: boolean,
   ): void {
     let answered = false;
     let hung = false;
     const timer =
       ms === undefined
         ? undefined
-        : setTimeout(() => {
-            if (stream.closed) return;
-            hung = !answered;
-            stream.close(NGHTTP2_CANCEL);
-          }, ms + DEADLINE_GRACE_MS);
+        : setTimeout(
+            () => {
+              if (stream.closed) return;
+              // Silent past the deadline with the whole request in hand: the instance's fault. With
+              // the request still arriving (a slow client), or a deadline the client cut short, not.
+              hung = !answered && blame && stream.writableFinished;
+              stream.close(NGHTTP2_CANCEL);
+            },
+            Math.min(MAX_DEADLINE_MS, ms + DEADLINE_GRACE_MS),
+          );
     timer?.unref();
     stream.once("response", () => {
       answered = true;

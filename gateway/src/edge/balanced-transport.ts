@@ -79,10 +79,10 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
 
   // The client's own deadline, else the operator's rule for the RPC, else what the caller of the
   // transport asked for (the REST handler's default), else the gateway-wide default.
+  const configuredDeadlineOf = (rpc: string, timeoutMs: number | undefined): number =>
+    opts.timeoutFor(rpc) ?? (timeoutMs !== undefined && timeoutMs > 0 ? timeoutMs : opts.defaultTimeoutMs);
   const deadlineOf = (rpc: string, edge: EdgeCall | undefined, timeoutMs: number | undefined): number =>
-    edge?.clientTimeoutMs ??
-    opts.timeoutFor(rpc) ??
-    (timeoutMs !== undefined && timeoutMs > 0 ? timeoutMs : opts.defaultTimeoutMs);
+    edge?.clientTimeoutMs ?? configuredDeadlineOf(rpc, timeoutMs);
 
   // The caller's Headers is built for this one call: use it rather than copy it (undici's Headers
   // validates every value it takes, a measurable cost per request).
@@ -231,7 +231,11 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
       try {
         const edge = opts.edgeCallOf(signal);
         const path = `/${method.parent.typeName}/${method.name}`;
-        const deadline = Date.now() + deadlineOf(path.slice(1), edge, timeoutMs);
+        const allowedMs = deadlineOf(path.slice(1), edge, timeoutMs);
+        const deadline = Date.now() + allowedMs;
+        // Out of time within a deadline the client cut short is the client's choice, not the
+        // instance's failure (unary-exchange.ts `timeoutBlamesUpstream`).
+        const timeoutBlamesUpstream = allowedMs >= configuredDeadlineOf(path.slice(1), timeoutMs);
         // The REST handler's plain record goes to the wire as it is: no Headers object, which would
         // cost undici's per-value validation twice per call.
         const outgoing: OutgoingHttpHeaders = {};
@@ -265,6 +269,7 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
               timeoutMs: remainingMs,
               signal: callSignal,
               maxResponseBytes,
+              timeoutBlamesUpstream,
             }),
           (error) =>
             error instanceof UnaryCallFailure

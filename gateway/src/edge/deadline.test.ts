@@ -40,6 +40,12 @@ describe("deadlines", () => {
     expect(formatGrpcTimeout(200_000_000)).toBe("200000S");
   });
 
+  it("keeps a far deadline within what a Node timer can wait (2^31-1 ms)", () => {
+    expect(parseConnectTimeout("9999999999")).toBe(2 ** 31 - 1);
+    expect(parseGrpcTimeout("99999999H")).toBe(2 ** 31 - 1);
+    expect(parseConnectTimeout("2147483647")).toBe(2 ** 31 - 1);
+  });
+
   it("says what is wrong with a malformed timeout header, nothing for absent or valid ones", () => {
     const of = (headers: Record<string, string>) => malformedTimeout((name) => headers[name]);
     expect(of({})).toBeUndefined();

@@ -4,6 +4,13 @@
 // given up on; without one, the route's default applies.
 
 const GRPC_TIMEOUT = /^(\d{1,8})([HMSmun])$/;
+
+/**
+ * The longest deadline kept: both headers can say more (10 digits of ms, 99999999 hours), but Node
+ * runs a timer of more than 2^31-1 ms (~24.8 days) after 1 ms, so a far deadline would expire at
+ * once. Past this one, a deadline means "none" in practice anyway.
+ */
+export const MAX_DEADLINE_MS = 2 ** 31 - 1;
 const CONNECT_TIMEOUT = /^\d{1,10}$/;
 
 const UNIT_MS: Readonly<Record<string, number>> = {
@@ -20,13 +27,16 @@ export function parseGrpcTimeout(value: string | undefined): number | undefined 
   if (value === undefined) return undefined;
   const match = GRPC_TIMEOUT.exec(value);
   if (!match) return undefined;
-  return Math.max(1, Math.ceil(Number(match[1]) * (UNIT_MS[match[2] as string] as number)));
+  return Math.min(
+    MAX_DEADLINE_MS,
+    Math.max(1, Math.ceil(Number(match[1]) * (UNIT_MS[match[2] as string] as number))),
+  );
 }
 
 /** Milliseconds from a `connect-timeout-ms` value; undefined when absent or malformed. */
 export function parseConnectTimeout(value: string | undefined): number | undefined {
   if (value === undefined || !CONNECT_TIMEOUT.test(value)) return undefined;
-  return Math.max(1, Number(value));
+  return Math.min(MAX_DEADLINE_MS, Math.max(1, Number(value)));
 }
 
 /** The caller's timeout from either header (Connect's wins when both are sent). */

@@ -20,6 +20,12 @@ export interface UnaryExchange {
   readonly signal: AbortSignal | undefined;
   /** A larger response is refused (the gateway must not buffer without bound). */
   readonly maxResponseBytes: number;
+  /**
+   * Whether running out of time counts against the instance (its circuit breaker): not when the
+   * caller chose a deadline shorter than the operator's for the call — a client asking for 1 ms
+   * must not be able to open a service's breaker for everyone. Default true.
+   */
+  readonly timeoutBlamesUpstream?: boolean;
 }
 
 export interface UnaryResult {
@@ -107,7 +113,7 @@ export function settleUnaryExchange(
           new UnaryCallFailure(
             new ConnectError(`the upstream did not answer within ${timeoutMs} ms`, Code.DeadlineExceeded),
             true,
-            true,
+            call.timeoutBlamesUpstream !== false,
           ),
         ),
       timeoutMs,
