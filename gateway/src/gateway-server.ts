@@ -14,6 +14,7 @@ import {
 } from "@opentelemetry/api";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { DomainError } from "@zero/kit/errors";
+import { keepByteOrderMarks } from "@zero/kit/text-encoding";
 import { requestIdContextKey, type Logger } from "@zero/kit/log";
 import { createAuthTokenVerifier } from "@zero/kit/auth-token-verifier";
 import type { TokenVerifier } from "@zero/kit/principal";
@@ -151,6 +152,7 @@ interface Operation {
 }
 
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  keepByteOrderMarks();
   const { logger } = opts;
   // Every upstream call opens an HTTP/2 stream, and Node 20 pays ~12 µs per stream for a deprecated
   // property in it: replaced by an equivalent (edge/async-resource-bind.ts).

@@ -226,6 +226,11 @@ describe("every google.api.http form over REST", () => {
     expect(got.json).toMatchObject(queryable);
   });
 
+  it("delivers strings as sent: a leading byte-order mark survives REST → binary → REST", async () => {
+    const answer = await call("POST", "/v1/echo", { body: JSON.stringify({ message: "\ufeffhi" }) });
+    expect(answer.json).toMatchObject({ message: "\ufeffhi" });
+  });
+
   it("input accepts camelCase and proto names alike", async () => {
     const proto = await call("POST", `${t}/values`, { body: '{"int64_value":"1","bool_value":true}' });
     const camel = await call("POST", `${t}/values`, { body: '{"int64Value":"1","boolValue":true}' });

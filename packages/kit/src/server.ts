@@ -19,6 +19,7 @@ import { startListener, type AnyRequest, type AnyResponse } from "./listener.js"
 import { createReadiness } from "./readiness.js";
 import type { ReadinessCheck } from "./readiness.js";
 import { createDeadlineInterceptor } from "./deadline.js";
+import { keepByteOrderMarks } from "./text-encoding.js";
 import { createReflection } from "./reflection.js";
 import { rejectUndecodableMessages } from "./request-decoding.js";
 import { tracingServerInterceptor } from "./tracing.js";
@@ -68,6 +69,7 @@ const KIT_SERVICES: DescService[] = [Health, ReflectionV1, ReflectionV1alpha];
  */
 export async function startServer(opts: ServerOptions): Promise<Server> {
   const { logger } = opts;
+  keepByteOrderMarks();
   assertVerifierWhenNeeded(opts);
 
   const draining = new AbortController();

@@ -77,6 +77,10 @@ describe.each(transports)("%s", (_name, transport) => {
     expect((await client.echo({ message: "hi" })).message).toBe("hi");
   });
 
+  it("delivers strings as sent, a leading byte-order mark (U+FEFF) included", async () => {
+    expect((await client.echo({ message: "\ufeffhi" })).message).toBe("\ufeffhi");
+  });
+
   it("streams server messages", async () => {
     const received: number[] = [];
     for await (const res of client.echoStream({ message: "tick", count: 3 })) received.push(res.index);
