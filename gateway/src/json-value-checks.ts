@@ -20,13 +20,22 @@ const INT64_TYPES = new Set([
   ScalarType.FIXED64,
   ScalarType.SFIXED64,
 ]);
-const WRAPPED_NUMBER: Readonly<Record<string, ScalarType>> = {
+const WRAPPED_SCALAR: Readonly<Record<string, ScalarType>> = {
   "google.protobuf.Int64Value": ScalarType.INT64,
   "google.protobuf.UInt64Value": ScalarType.UINT64,
   "google.protobuf.Int32Value": ScalarType.INT32,
   "google.protobuf.UInt32Value": ScalarType.UINT32,
   "google.protobuf.DoubleValue": ScalarType.DOUBLE,
   "google.protobuf.FloatValue": ScalarType.FLOAT,
+  "google.protobuf.BoolValue": ScalarType.BOOL,
+  "google.protobuf.StringValue": ScalarType.STRING,
+  "google.protobuf.BytesValue": ScalarType.BYTES,
+};
+/** Well-known types whose JSON is a string, with how to say what was expected. */
+const STRING_FORMS: Readonly<Record<string, string>> = {
+  "google.protobuf.Timestamp": 'an RFC 3339 date and time string ("2026-01-31T09:30:00Z")',
+  "google.protobuf.Duration": 'a duration string in seconds ("1.5s")',
+  "google.protobuf.FieldMask": 'a comma-separated list of field paths ("title,author")',
 };
 const DYNAMIC_TYPES = new Set([
   "google.protobuf.Value",
@@ -34,9 +43,30 @@ const DYNAMIC_TYPES = new Set([
   "google.protobuf.ListValue",
 ]);
 
+const INT32 = [-(2n ** 31n), 2n ** 31n - 1n] as const;
+const UINT32 = [0n, 2n ** 32n - 1n] as const;
+const INT64 = [-(2n ** 63n), 2n ** 63n - 1n] as const;
+const UINT64 = [0n, 2n ** 64n - 1n] as const;
+const INTEGER_RANGE: Partial<Record<ScalarType, readonly [bigint, bigint]>> = {
+  [ScalarType.INT32]: INT32,
+  [ScalarType.SINT32]: INT32,
+  [ScalarType.SFIXED32]: INT32,
+  [ScalarType.UINT32]: UINT32,
+  [ScalarType.FIXED32]: UINT32,
+  [ScalarType.INT64]: INT64,
+  [ScalarType.SINT64]: INT64,
+  [ScalarType.SFIXED64]: INT64,
+  [ScalarType.UINT64]: UINT64,
+  [ScalarType.FIXED64]: UINT64,
+};
+const DECIMAL_INTEGER = /^-?\d+$/;
+const DECIMAL_FLOAT = /^-?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+const FLOAT_MAX = 3.4028234663852886e38;
+
 /**
- * What is wrong with a scalar field's JSON value, or undefined when protobuf-es may judge it. The
- * value itself is never quoted back: it may be a card number or a password in the wrong field.
+ * What is wrong with a scalar field's JSON value, or undefined when it is a proper proto3 JSON
+ * value of its type. Checked here rather than left to protobuf-es, whose messages name only the
+ * innermost field and quote the value back — which may be a card number in the wrong field.
  */
 export function scalarViolation(type: ScalarType, value: JsonValue): string | undefined {
   if (value === null) return undefined;
@@ -50,14 +80,48 @@ export function scalarViolation(type: ScalarType, value: JsonValue): string | un
     return typeof value === "boolean" ? undefined : `expected true or false, got ${jsonKind(value)}`;
   if (typeof value !== "number" && typeof value !== "string")
     return `expected a number, got ${jsonKind(value)}`;
-  if (typeof value === "number") {
-    if (INT64_TYPES.has(type) && Number.isInteger(value) && !Number.isSafeInteger(value))
-      return "a 64-bit integer beyond ±2^53 cannot be sent as a JSON number without losing digits: send it as a string";
-    return undefined;
+  const range = INTEGER_RANGE[type];
+  if (range !== undefined) return integerViolation(range, value, INT64_TYPES.has(type));
+  // DOUBLE, FLOAT: a JSON number, or a string with one, or "NaN", "Infinity", "-Infinity".
+  if (typeof value === "string") {
+    if (value === "NaN" || value === "Infinity" || value === "-Infinity") return undefined;
+    if (!DECIMAL_FLOAT.test(value)) return "not a decimal number (no hex, octal or binary, no spaces)";
   }
-  if (typeof value === "string" && (/^[+-]?0[xXoObB]/.test(value) || value.trim() !== value))
-    return "not a decimal number (no hex, octal or binary, no spaces)";
+  const number = Number(value);
+  if (!Number.isFinite(number)) return "too large for a double (it reads as infinity)";
+  if (type === ScalarType.FLOAT && Math.abs(number) > FLOAT_MAX) return "out of range for a float";
   return undefined;
+}
+
+function integerViolation(
+  range: readonly [bigint, bigint],
+  value: number | string,
+  is64: boolean,
+): string | undefined {
+  let integer: bigint;
+  if (typeof value === "number") {
+    if (!Number.isInteger(value)) return "expected a whole number";
+    if (is64 && !Number.isSafeInteger(value))
+      return "a 64-bit integer beyond ±2^53 cannot be sent as a JSON number without losing digits: send it as a string";
+    integer = BigInt(value);
+  } else {
+    if (!DECIMAL_INTEGER.test(value))
+      return "not a decimal whole number (no hex, octal or binary, no spaces)";
+    integer = BigInt(value);
+  }
+  if (integer < range[0] || integer > range[1]) return `out of range: ${range[0]} to ${range[1]}`;
+  return undefined;
+}
+
+/** What is wrong with a map key (JSON object keys are strings), or undefined. */
+export function mapKeyViolation(type: ScalarType, key: string): string | undefined {
+  if (type === ScalarType.BOOL)
+    return key === "true" || key === "false" ? undefined : "map keys are true or false";
+  const range = INTEGER_RANGE[type];
+  if (range === undefined) return undefined; // string keys
+  // One spelling per number: "01" or "1e0" would become the key "1", beside one sent as "1".
+  if (!/^(0|-?[1-9]\d*)$/.test(key)) return "map keys are decimal whole numbers, without leading zeros";
+  return integerViolation(range, key, false);
 }
 
 /** What kind of JSON value was sent, for messages that must not repeat the value. */
@@ -123,6 +187,12 @@ export function fieldValueViolation(field: DescField, value: JsonValue): string 
       return messageValueViolation(field.message, value);
     case "list":
     case "map": {
+      if (field.fieldKind === "map" && typeof value === "object" && !Array.isArray(value)) {
+        for (const key of Object.keys(value)) {
+          const problem = mapKeyViolation(field.mapKey, key);
+          if (problem !== undefined) return problem;
+        }
+      }
       const items =
         field.fieldKind === "list"
           ? Array.isArray(value)
@@ -156,21 +226,26 @@ function enumViolation(desc: DescEnum, value: JsonValue): string | undefined {
   if (typeof value !== "string" || desc.values.some((v) => v.name === value)) return undefined;
   const names = desc.values.map((v) => v.name);
   const listed = names.length <= 12 ? names.join(", ") : `${names.slice(0, 12).join(", ")}, …`;
-  return `"${value}" is not a ${desc.name} value: use one of ${listed}`;
+  return `not a ${desc.name} value: use one of ${listed}`;
 }
 
 /** Checks the JSON of well-known types; a plain message's fields are walked by the caller. */
 function messageValueViolation(message: DescMessage, value: JsonValue): string | undefined {
-  if (typeof value === "string") {
-    const wrapped = WRAPPED_NUMBER[message.typeName];
-    if (wrapped !== undefined) return scalarViolation(wrapped, value);
-    return wellKnownStringViolation(message.typeName, value);
+  const name = message.typeName;
+  const wrapped = WRAPPED_SCALAR[name];
+  if (wrapped !== undefined) return scalarViolation(wrapped, value);
+  if (STRING_FORMS[name] !== undefined) {
+    if (typeof value !== "string") return `expected ${STRING_FORMS[name]}, got ${jsonKind(value)}`;
+    return wellKnownStringViolation(name, value);
   }
-  if (typeof value === "number" && !DYNAMIC_TYPES.has(message.typeName)) {
-    const wrapped = WRAPPED_NUMBER[message.typeName];
-    return wrapped === undefined ? undefined : scalarViolation(wrapped, value);
-  }
-  if (DYNAMIC_TYPES.has(message.typeName)) {
+  if (
+    name === "google.protobuf.Struct" &&
+    (typeof value !== "object" || value === null || Array.isArray(value))
+  )
+    return `expected a JSON object, got ${jsonKind(value)}`;
+  if (name === "google.protobuf.ListValue" && !Array.isArray(value))
+    return `expected an array, got ${jsonKind(value)}`;
+  if (DYNAMIC_TYPES.has(name)) {
     const problem = dynamicValueProblem(value, 0);
     if (problem === "infinite")
       return "a number is too large for a double (it reads as infinity): numbers in JSON values must be finite";

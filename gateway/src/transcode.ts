@@ -4,7 +4,12 @@ import { isFieldError, protoCamelCase, reflect } from "@bufbuild/protobuf/reflec
 import { FieldMaskSchema } from "@bufbuild/protobuf/wkt";
 import { ScalarType } from "@bufbuild/protobuf";
 import { DomainError, invalidArguments, type FieldViolation } from "@zero/kit/errors";
-import { fieldValueViolation, scalarViolation, wellKnownStringViolation } from "./json-value-checks.js";
+import {
+  fieldValueViolation,
+  mapKeyViolation,
+  scalarViolation,
+  wellKnownStringViolation,
+} from "./json-value-checks.js";
 import type { PathBindings } from "./path-template.js";
 import type { Route } from "./route-table.js";
 
@@ -113,6 +118,14 @@ export function transcodeRequest(route: Route, request: RestRequest, registry?: 
       continue;
     }
     namedAs.set(target, name);
+    const keyProblem =
+      resolved.mapKey !== undefined && leaf.fieldKind === "map"
+        ? mapKeyViolation(leaf.mapKey, resolved.mapKey)
+        : undefined;
+    if (keyProblem !== undefined) {
+      violations.push({ field: name, description: keyProblem });
+      continue;
+    }
     if (leaf === route.updateMaskField) maskFromQuery = true;
     try {
       const json =
@@ -435,7 +448,8 @@ function jsonErrorText(e: unknown): string {
  * the kind of value is enough, and the value may be a card number or a password in the wrong field.
  */
 function withoutEchoedValue(message: string): string {
-  return message.replace(/\bgot (.+)$/s, (_, value: string) => {
+  // Long digit runs are what a card or account number looks like, wherever the message puts them.
+  return message.replace(/\d{6,}/g, "…").replace(/\bgot (.+)$/s, (_, value: string) => {
     const text = value.trim();
     const kind = /^["']/.test(text)
       ? "a string"

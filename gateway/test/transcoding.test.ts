@@ -450,6 +450,42 @@ describe("strictness: every refusal is a 4xx in the documented shape", () => {
     expect((await refused(`${t}/shelves/s1/books`, { title: "T", shelf: "x" }))[0]?.field).toBe("shelf");
   });
 
+  it("numbers out of their type's range or form, map keys that would change: 400, nothing quoted", async () => {
+    const cases: [string, string][] = [
+      ['{"uint32Value":"4111111111111111"}', "out of range"],
+      ['{"counts":{"2147483648":"1"}}', "out of range"],
+      ['{"uint32Value":-1}', "out of range"],
+      ['{"int64":"4111111111111111x"}', "not a decimal whole number"],
+      ['{"int64":1.5}', "whole number"],
+      ['{"float":"abc4111"}', "not a decimal number"],
+      ['{"float":1e39}', "out of range for a float"],
+      ['{"doubleValue":1e400}', "infinity"],
+      ['{"boolValue":"yes"}', "expected true or false"],
+      ['{"stringValue":4111111111111111}', "expected a string"],
+      ['{"timestamp":4111111111111111}', "RFC 3339"],
+      ['{"duration":{"seconds":1}}', "duration string"],
+      ['{"struct":"x"}', "expected a JSON object"],
+      ['{"counts":{"0x1":"1"}}', "decimal whole numbers"],
+      ['{"counts":{"01":"1"}}', "without leading zeros"],
+    ];
+    for (const [body, description] of cases) {
+      const answer = await call("POST", `${t}/values`, { body });
+      const error = expectError(answer, 400, "INVALID_ARGUMENT");
+      const field = Object.keys(JSON.parse(body) as object)[0];
+      expect({ body, violations: violations(error) }).toMatchObject({
+        body,
+        violations: [{ field, description: expect.stringContaining(description) as unknown }],
+      });
+      expect(JSON.stringify(answer.json)).not.toContain("4111");
+    }
+    expect((await call("GET", `${t}/values?counts[0x1]=1`)).status).toBe(400);
+    expect((await call("GET", `${t}/values?uint32Value=4294967296`)).status).toBe(400);
+    const fine = await call("POST", `${t}/values`, {
+      body: '{"float":"NaN","counts":{"-2147483648":"1"},"uint32Value":"4294967295","boolValue":false}',
+    });
+    expect(fine.status).toBe(200);
+  });
+
   it("a value of the wrong JSON type is named by its field and never quoted back", async () => {
     const answer = await call("POST", `${t}/shelves/s1/books`, { body: '{"title":5555555555554444}' });
     const error = expectError(answer, 400, "INVALID_ARGUMENT");
