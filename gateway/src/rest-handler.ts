@@ -13,6 +13,7 @@ import { requestHeader, sendHttpError, sendJson, type Exchange } from "./http-ex
 import { PathDecodeError, type PathBindings } from "./path-template.js";
 import { discardRequestBody, readRequestBody, type BodyResult } from "./request-body.js";
 import { MAX_JSON_DEPTH, jsonNestingDepth } from "./json-depth.js";
+import { firstDuplicateKey } from "./json-duplicate-keys.js";
 import { findMissingRequiredFields, type PartialUpdate } from "./required-fields.js";
 import type { Route, RouteLookup, RouteMatch, RouteTable } from "./route-table.js";
 import { transcodeRequest, transcodeResponse } from "./transcode.js";
@@ -304,6 +305,14 @@ function jsonBodyOf(exchange: Exchange, route: Route, limit: number, result: Bod
       "invalid_argument",
       `the request body nests objects and arrays deeper than ${MAX_JSON_DEPTH} levels`,
       { reason: "JSON_TOO_DEEP" },
+    );
+  }
+  const duplicate = firstDuplicateKey(text);
+  if (duplicate !== undefined) {
+    throw new DomainError(
+      "invalid_argument",
+      `the request body names "${duplicate.length > 64 ? `${duplicate.slice(0, 64)}…` : duplicate}" twice in one object: send each field once`,
+      { reason: "DUPLICATE_JSON_KEY" },
     );
   }
   try {

@@ -496,6 +496,11 @@ describe("strictness: every refusal is a 4xx in the documented shape", () => {
     expect(bytes.status).toBe(400);
   });
 
+  it("a JSON body naming one field twice → 400 (JSON.parse would keep the last silently)", async () => {
+    const twice = await call("POST", `${t}/shelves/s1/books`, { body: '{"title":"t","title":"u"}' });
+    expect(expectError(twice, 400, "INVALID_ARGUMENT").message).toMatch(/names "title" twice/);
+  });
+
   it("one field by both its names in the query, or a malformed query escape → 400", async () => {
     const twice = await call("GET", `${t}/shelves/s/books?page_size=1&pageSize=2`);
     expect(violations(expectError(twice, 400, "INVALID_ARGUMENT"))[0]?.description).toMatch(
