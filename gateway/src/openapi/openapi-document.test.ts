@@ -341,8 +341,8 @@ describe("the OpenAPI document of the platform (audit of GET /openapi.json)", ()
       expect(Object.keys(op.requestBody!.content)).toEqual(["*/*"]);
       expect(op.requestBody!.content["*/*"]!.schema).toMatchObject({ type: "string" });
       expect(JSON.stringify(op.requestBody)).not.toMatch(/HttpBody"/);
-      // Any content type is taken: no 415.
-      expect(op.responses["415"]).toBeUndefined();
+      // Any content type is taken, but a compressed body is not (Content-Encoding): 415.
+      expect(op.responses["415"]).toEqual({ $ref: "#/components/responses/UnsupportedMediaType" });
       expect(op.parameters).toContainEqual({ $ref: "#/components/parameters/WebhookSignature" });
     }
   });

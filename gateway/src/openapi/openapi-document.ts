@@ -75,7 +75,11 @@ const errorResponses: Record<
   PermissionDenied: { status: "403", description: "The token does not grant this call." },
   NotFound: { status: "404", description: "No such resource (or no such route)." },
   PayloadTooLarge: { status: "413", description: "The body is larger than the gateway's limit." },
-  UnsupportedMediaType: { status: "415", description: "The body is not `application/json`." },
+  UnsupportedMediaType: {
+    status: "415",
+    description:
+      "The body is not `application/json` (where JSON is taken), or is compressed (`Content-Encoding`).",
+  },
   TooManyRequests: {
     status: "429",
     description:
@@ -375,8 +379,8 @@ function operation(
     "BadRequest",
     ...(protectedCall ? ["Unauthenticated", "PermissionDenied"] : []),
     "NotFound",
-    // A raw body is taken with any content type: no 415.
-    ...(hasBody ? ["PayloadTooLarge", ...(rawBody ? [] : ["UnsupportedMediaType"])] : []),
+    // A raw body is taken with any content type, but not compressed: 415 either way.
+    ...(hasBody ? ["PayloadTooLarge", "UnsupportedMediaType"] : []),
     "TooManyRequests",
     "Unavailable",
   ];

@@ -8,7 +8,7 @@ import type {
   MessageInitShape,
 } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
-import { Code } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServiceImpl } from "@connectrpc/connect";
 import * as v1 from "@zero/proto/grpc/reflection/v1/reflection_pb";
 import * as v1alpha from "@zero/proto/grpc/reflection/v1alpha/reflection_pb";
@@ -104,6 +104,20 @@ function answer(index: ReflectionIndex, req: v1.ServerReflectionRequest): Respon
       : { case: "fileDescriptorResponse", value: { fileDescriptorProto: found } };
 
   const request = req.messageRequest;
+  const asked =
+    request.case === "fileContainingExtension" ? request.value.containingType : (request.value ?? "");
+  if (typeof asked === "string" && asked.length > MAX_NAME_LENGTH) {
+    return {
+      validHost: "",
+      messageResponse: {
+        case: "errorResponse",
+        value: {
+          errorCode: Code.InvalidArgument,
+          errorMessage: `names are at most ${MAX_NAME_LENGTH} characters`,
+        },
+      },
+    };
+  }
   let messageResponse: ResponseInit["messageResponse"];
   switch (request.case) {
     case "listServices":
@@ -157,6 +171,27 @@ export interface Reflection {
   v1alpha: ServiceImpl<typeof v1alpha.ServerReflection>;
 }
 
+/**
+ * A client needs a few dozen questions to describe an API (grpcurl asks a handful); a stream asking
+ * thousands is using one call to make the server do unbounded work: it ends with RESOURCE_EXHAUSTED.
+ */
+const MAX_QUESTIONS_PER_STREAM = 1_000;
+
+async function* bounded<T>(requests: AsyncIterable<T>): AsyncIterable<T> {
+  let asked = 0;
+  for await (const request of requests) {
+    if (++asked > MAX_QUESTIONS_PER_STREAM)
+      throw new ConnectError(
+        `a reflection stream answers at most ${MAX_QUESTIONS_PER_STREAM} questions: open another`,
+        Code.ResourceExhausted,
+      );
+    yield request;
+  }
+}
+
+/** Names longer than any real one (fully-qualified protobuf names, file paths) are not looked up or echoed. */
+const MAX_NAME_LENGTH = 512;
+
 /** Server reflection v1 and v1alpha over the files of `services` (include health and reflection themselves). */
 export function createReflection(services: readonly DescService[]): Reflection {
   const index = createReflectionIndex(services);
@@ -164,13 +199,14 @@ export function createReflection(services: readonly DescService[]): Reflection {
     serviceNames: index.serviceNames,
     v1: {
       async *serverReflectionInfo(requests) {
-        for await (const req of requests) yield create(v1.ServerReflectionResponseSchema, answer(index, req));
+        for await (const req of bounded(requests))
+          yield create(v1.ServerReflectionResponseSchema, answer(index, req));
       },
     },
     v1alpha: {
       // v1alpha is wire-identical to v1 (same fields and numbers): translate through the bytes.
       async *serverReflectionInfo(requests) {
-        for await (const alphaReq of requests) {
+        for await (const alphaReq of bounded(requests)) {
           const req = fromBinary(
             v1.ServerReflectionRequestSchema,
             toBinary(v1alpha.ServerReflectionRequestSchema, alphaReq),

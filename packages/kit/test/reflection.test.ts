@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { create, fromBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code, createClient } from "@connectrpc/connect";
@@ -179,5 +179,33 @@ describe("reflection requests", () => {
     expect(answers[0]?.messageResponse.case).toBe("listServicesResponse");
     expect(answers[1]?.messageResponse.case).toBe("fileDescriptorResponse");
     expect(answers[1]?.originalRequest?.messageRequest.case).toBe("fileContainingSymbol");
+  });
+});
+
+describe("limits", () => {
+  it("does not look up or echo a name longer than any real one", async () => {
+    const res = await ask({ messageRequest: { case: "fileContainingSymbol", value: "x".repeat(100_000) } });
+    expect(res.messageResponse).toMatchObject({
+      case: "errorResponse",
+      value: { errorCode: Code.InvalidArgument },
+    });
+    expect(toBinary(v1.ServerReflectionResponseSchema, res).length).toBeLessThan(1_000);
+  });
+
+  it("ends a stream that asks more than 1000 questions with resource_exhausted", async () => {
+    const question = create(v1.ServerReflectionRequestSchema, {
+      messageRequest: { case: "listServices", value: "" },
+    });
+    let answered = 0;
+    const consume = async (): Promise<void> => {
+      for await (const _ of reflection.serverReflectionInfo(
+        createAsyncIterable(Array.from({ length: 1_001 }, () => question)),
+      )) {
+        void _;
+        answered++;
+      }
+    };
+    await expect(consume()).rejects.toMatchObject({ code: Code.ResourceExhausted });
+    expect(answered).toBe(1_000);
   });
 });
