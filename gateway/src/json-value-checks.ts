@@ -115,6 +115,7 @@ function integerViolation(
 
 /** What is wrong with a map key (JSON object keys are strings), or undefined. */
 export function mapKeyViolation(type: ScalarType, key: string): string | undefined {
+  if (key === "__proto__") return RESERVED_KEY;
   if (type === ScalarType.BOOL)
     return key === "true" || key === "false" ? undefined : "map keys are true or false";
   const range = INTEGER_RANGE[type];
@@ -123,6 +124,10 @@ export function mapKeyViolation(type: ScalarType, key: string): string | undefin
   if (!/^(0|-?[1-9]\d*)$/.test(key)) return "map keys are decimal whole numbers, without leading zeros";
   return integerViolation(range, key, false);
 }
+
+// protobuf-es builds maps and Structs as JavaScript objects, where this key sets the prototype
+// instead of an entry: it vanished without a word.
+const RESERVED_KEY = 'the key "__proto__" cannot be kept (JavaScript objects reserve it): use another';
 
 /** What kind of JSON value was sent, for messages that must not repeat the value. */
 export function jsonKind(value: JsonValue): string {
@@ -251,6 +256,7 @@ function messageValueViolation(message: DescMessage, value: JsonValue): string |
       return "a number is too large for a double (it reads as infinity): numbers in JSON values must be finite";
     if (problem === "deep")
       return `nested deeper than ${MAX_VALUE_DEPTH} levels: a google.protobuf.Value holds at most ${MAX_VALUE_DEPTH}`;
+    if (problem === "reserved") return RESERVED_KEY;
   }
   return undefined;
 }
@@ -264,10 +270,11 @@ function messageValueViolation(message: DescMessage, value: JsonValue): string |
 const MAX_VALUE_DEPTH = 48;
 
 /** "infinite" when some number is ±Infinity, "deep" past MAX_VALUE_DEPTH, else undefined. */
-function dynamicValueProblem(value: JsonValue, depth: number): "infinite" | "deep" | undefined {
+function dynamicValueProblem(value: JsonValue, depth: number): "infinite" | "deep" | "reserved" | undefined {
   if (typeof value === "number") return Number.isFinite(value) ? undefined : "infinite";
   if (typeof value !== "object" || value === null) return undefined;
   if (depth >= MAX_VALUE_DEPTH) return "deep";
+  if (!Array.isArray(value) && Object.hasOwn(value, "__proto__")) return "reserved";
   for (const item of Array.isArray(value) ? value : Object.values(value)) {
     const problem = dynamicValueProblem(item, depth + 1);
     if (problem !== undefined) return problem;

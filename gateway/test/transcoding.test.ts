@@ -467,6 +467,8 @@ describe("strictness: every refusal is a 4xx in the documented shape", () => {
       ['{"struct":"x"}', "expected a JSON object"],
       ['{"counts":{"0x1":"1"}}', "decimal whole numbers"],
       ['{"counts":{"01":"1"}}', "without leading zeros"],
+      ['{"labels":{"__proto__":"x","b":"y"}}', "__proto__"],
+      ['{"struct":{"a":{"__proto__":1}}}', "__proto__"],
     ];
     for (const [body, description] of cases) {
       const answer = await call("POST", `${t}/values`, { body });
@@ -479,6 +481,7 @@ describe("strictness: every refusal is a 4xx in the documented shape", () => {
       expect(JSON.stringify(answer.json)).not.toContain("4111");
     }
     expect((await call("GET", `${t}/values?counts[0x1]=1`)).status).toBe(400);
+    expect((await call("GET", `${t}/values?labels[__proto__]=x`)).status).toBe(400);
     expect((await call("GET", `${t}/values?uint32Value=4294967296`)).status).toBe(400);
     const fine = await call("POST", `${t}/values`, {
       body: '{"float":"NaN","counts":{"-2147483648":"1"},"uint32Value":"4294967295","boolValue":false}',
