@@ -94,15 +94,16 @@ describe("Login", () => {
   });
 
   it("refuses a NUL in the other anonymous requests' text with invalid_argument naming the field", async () => {
-    const calls: [string, Promise<unknown>][] = [
-      ["email", auth.client.requestPasswordReset({ email: "a\u0000b@example.com" })],
-      ["code", auth.client.verifyEmail({ code: "12\u000034" })],
-      ["code", auth.client.resetPassword({ code: "\u0000", newPassword: "a long enough password" })],
-      ["refresh_token", auth.client.refreshToken({ refreshToken: "\u0000" })],
-      ["mfa_token", auth.client.completeLogin({ mfaToken: "t\u0000", code: "123456" })],
+    // Thunks: each call starts only when awaited (a rejected promise must not sit unobserved).
+    const calls: [string, () => Promise<unknown>][] = [
+      ["email", () => auth.client.requestPasswordReset({ email: "a\u0000b@example.com" })],
+      ["code", () => auth.client.verifyEmail({ code: "12\u000034" })],
+      ["code", () => auth.client.resetPassword({ code: "\u0000", newPassword: "a long enough password" })],
+      ["refresh_token", () => auth.client.refreshToken({ refreshToken: "\u0000" })],
+      ["mfa_token", () => auth.client.completeLogin({ mfaToken: "t\u0000", code: "123456" })],
     ];
     for (const [field, call] of calls) {
-      const error = await rpcError(call);
+      const error = await rpcError(call());
       expect({ field, code: error.code }).toEqual({ field, code: Code.InvalidArgument });
       const violations = error.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations);
       expect(violations.map((v) => v.field)).toEqual([field]);

@@ -370,22 +370,27 @@ describe("a NUL (U+0000) in any other text field", () => {
     const admin = await t.admin();
     const { payment } = await t.client.createPayment(aPayment(), alice.as());
     const id = payment!.id;
-    const calls: [string, Promise<unknown>][] = [
-      ["payment_id", t.client.getPayment({ paymentId: "a\u0000b" }, alice.as())],
-      ["reason", t.client.cancelPayment({ paymentId: id, reason: "a\u0000b" }, alice.as())],
+    // Thunks: each call starts only when awaited (a rejected promise must not sit unobserved).
+    const calls: [string, () => Promise<unknown>][] = [
+      ["payment_id", () => t.client.getPayment({ paymentId: "a\u0000b" }, alice.as())],
+      ["reason", () => t.client.cancelPayment({ paymentId: id, reason: "a\u0000b" }, alice.as())],
       [
         "reason",
-        t.client.updatePaymentStatus(
-          { paymentId: id, status: PaymentStatus.PROCESSING, reason: "\u0000" },
-          admin.as(),
-        ),
+        () =>
+          t.client.updatePaymentStatus(
+            { paymentId: id, status: PaymentStatus.PROCESSING, reason: "\u0000" },
+            admin.as(),
+          ),
       ],
-      ["reason", t.client.createRefund({ paymentId: id, amount: 1n, reason: "\u0000" }, admin.as())],
-      ["card.number", t.client.processPayment({ paymentId: id, card: aCard("4242\u0000") }, alice.as())],
-      ["user_id", t.client.listPayments({ userId: "\u0000" }, alice.as())],
+      ["reason", () => t.client.createRefund({ paymentId: id, amount: 1n, reason: "\u0000" }, admin.as())],
+      [
+        "card.number",
+        () => t.client.processPayment({ paymentId: id, card: aCard("4242\u0000") }, alice.as()),
+      ],
+      ["user_id", () => t.client.listPayments({ userId: "\u0000" }, alice.as())],
     ];
     for (const [field, call] of calls) {
-      const error = await rpcError(call);
+      const error = await rpcError(call());
       expect({ field, code: error.code }).toEqual({ field, code: Code.InvalidArgument });
       expect(fields(error)).toEqual([field]);
     }
