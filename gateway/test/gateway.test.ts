@@ -1,4 +1,3 @@
-import http from "node:http";
 import http2 from "node:http2";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import type { Client, Transport } from "@connectrpc/connect";
@@ -13,6 +12,7 @@ import type { Server } from "@zero/kit/server";
 import { EchoService } from "@zero/proto/zero/testing/v1/echo_pb";
 import { startGateway, type Gateway } from "../src/gateway-server.js";
 import { startEchoServer } from "./fixtures/echo-server.js";
+import { rawRequest } from "./fixtures/raw-http.js";
 import { createTestTokens, type TestTokens } from "./fixtures/tokens.js";
 
 const logger = createLogger("gateway-test", { level: "silent" });
@@ -200,22 +200,11 @@ describe("REST transcoding", () => {
   });
 
   it("takes an absolute-form request target, as HTTP/1.1 servers must", async () => {
-    const url = new URL(gateway.url);
-    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = http.request({
-        host: url.hostname,
-        port: url.port,
-        method: "POST",
-        path: `${gateway.url}/v1/echo`,
-        headers: { "content-type": "application/json" },
-      });
-      req.on("response", (res) => {
-        let body = "";
-        res.on("data", (chunk: Buffer) => (body += chunk.toString()));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      req.on("error", reject);
-      req.end('{"message":"absolute"}');
+    const answer = await rawRequest(gateway.url, {
+      method: "POST",
+      path: `${gateway.url}/v1/echo`,
+      headers: { "content-type": "application/json" },
+      body: '{"message":"absolute"}',
     });
     expect(answer.status).toBe(200);
     expect(JSON.parse(answer.body)).toMatchObject({ message: "absolute" });
@@ -339,17 +328,9 @@ describe("access policy at the edge", () => {
 
   it("refuses a request with two Authorization headers (400)", async () => {
     const [a, b] = [await tokens.sign({ sub: "user-a" }), await tokens.sign({ sub: "user-b" })];
-    const url = new URL(gateway.url);
-    const overHttp1 = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = http.request({ host: url.hostname, port: url.port, path: "/v1/echo/whoami" });
-      req.setHeader("authorization", [`Bearer ${a}`, `Bearer ${b}`]);
-      req.on("response", (res) => {
-        let body = "";
-        res.on("data", (chunk: Buffer) => (body += chunk.toString()));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      req.on("error", reject);
-      req.end();
+    const overHttp1 = await rawRequest(gateway.url, {
+      path: "/v1/echo/whoami",
+      headers: { authorization: [`Bearer ${a}`, `Bearer ${b}`] },
     });
     expect(overHttp1.status).toBe(400);
     expect(overHttp1.body).toMatch(/several Authorization headers/);

@@ -1,4 +1,3 @@
-import http from "node:http";
 import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { setTimeout as delay } from "node:timers/promises";
@@ -7,6 +6,7 @@ import { createLogger } from "@zero/kit/log";
 import { EchoService } from "@zero/proto/zero/testing/v1/echo_pb";
 import { startGateway, type Gateway } from "../src/gateway-server.js";
 import { startProbeEchoServer, type ProbeEchoServer } from "./fixtures/probe-echo-server.js";
+import { rawRequest } from "./fixtures/raw-http.js";
 import { createTestTokens, type TestTokens } from "./fixtures/tokens.js";
 
 // Deadlines, retries, circuit breakers and round robin with health-aware ejection, against real
@@ -237,17 +237,23 @@ describe("several instances of a service", () => {
 });
 
 describe("circuit breaker", () => {
-  it("is not opened by clients whose own short deadlines run out, nor by slow request bodies", async () => {
-    const probe = await startProbeEchoServer({ logger, verifier: tokens.verifier });
-    const gateway = await startGateway({
+  const breakerGateway = (
+    probe: ProbeEchoServer,
+    breaker: { breakerFailureThreshold: number; breakerOpenMs: number },
+  ): Promise<Gateway> =>
+    startGateway({
       services: [EchoService],
       upstreamUrls: { testing: probe.url },
       logger,
       port: 0,
       host: "127.0.0.1",
       verifier: tokens.verifier,
-      resilience: { healthCheckIntervalMs: 0, breakerFailureThreshold: 2, breakerOpenMs: 5_000 },
+      resilience: { healthCheckIntervalMs: 0, ...breaker },
     });
+
+  it("is not opened by clients whose own short deadlines run out, nor by slow request bodies", async () => {
+    const probe = await startProbeEchoServer({ logger, verifier: tokens.verifier });
+    const gateway = await breakerGateway(probe, { breakerFailureThreshold: 2, breakerOpenMs: 5_000 });
     const circuit = async () =>
       /gateway_upstream_circuit_state\{upstream="testing",instance="[^"]+"\} (\d)/.exec(
         await (await fetch(`${gateway.url}/metrics`)).text(),
@@ -267,27 +273,12 @@ describe("circuit breaker", () => {
       }
       // A client that sends half its body and stalls: the deadline passes at the gateway.
       for (let i = 0; i < 3; i++) {
-        const url = new URL(gateway.url);
-        const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-          const req = http.request({
-            host: url.hostname,
-            port: url.port,
-            method: "POST",
-            path: "/zero.testing.v1.EchoService/Echo",
-            headers: {
-              "content-type": "application/json",
-              "connect-timeout-ms": "100",
-              "content-length": 100,
-            },
-          });
-          req.on("response", (res) => {
-            let body = "";
-            res.on("data", (chunk: Buffer) => (body += chunk.toString()));
-            res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-            res.on("error", reject);
-          });
-          req.on("error", reject);
-          req.write('{"message":');
+        const answer = await rawRequest(gateway.url, {
+          method: "POST",
+          path: "/zero.testing.v1.EchoService/Echo",
+          headers: { "content-type": "application/json", "connect-timeout-ms": "100", "content-length": 100 },
+          body: '{"message":',
+          stall: true,
         });
         expect(JSON.parse(answer.body)).toMatchObject({ code: "deadline_exceeded" });
         expect(answer.body).toMatch(/still arriving/);
@@ -305,15 +296,7 @@ describe("circuit breaker", () => {
   it("answers 503 at once while the only instance is down, and closes again when it recovers", async () => {
     let probe = await startProbeEchoServer({ logger, verifier: tokens.verifier });
     const port = probe.port;
-    const gateway = await startGateway({
-      services: [EchoService],
-      upstreamUrls: { testing: probe.url },
-      logger,
-      port: 0,
-      host: "127.0.0.1",
-      verifier: tokens.verifier,
-      resilience: { healthCheckIntervalMs: 0, breakerFailureThreshold: 3, breakerOpenMs: 500 },
-    });
+    const gateway = await breakerGateway(probe, { breakerFailureThreshold: 3, breakerOpenMs: 500 });
     try {
       expect((await post(gateway, "up")).status).toBe(200);
       await probe.close();
