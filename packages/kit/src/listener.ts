@@ -126,21 +126,33 @@ export async function startListener(opts: ListenerOptions): Promise<Listener> {
       return;
     }
     const [status, reason, code, message] =
-      error.code === "HPE_HEADER_OVERFLOW"
-        ? [431, "Request Header Fields Too Large", "RESOURCE_EXHAUSTED", "the request headers are too large"]
-        : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      error.code === "HPE_HEADER_OVERFLOW" && requestLineTooLong(error)
+        ? [
+            414,
+            "URI Too Long",
+            "INVALID_ARGUMENT",
+            "the URL is too long: send large inputs in a request body",
+          ]
+        : error.code === "HPE_HEADER_OVERFLOW"
           ? [
-              408,
-              "Request Timeout",
-              "DEADLINE_EXCEEDED",
-              `the request did not arrive in time: headers are awaited ${headersTimeout / 1000} s, a whole request ${Math.max(requestTimeout, headersTimeout) / 1000} s`,
+              431,
+              "Request Header Fields Too Large",
+              "RESOURCE_EXHAUSTED",
+              "the request headers are too large",
             ]
-          : [
-              400,
-              "Bad Request",
-              "INVALID_ARGUMENT",
-              "the request is not valid HTTP/1.1 (unknown method, or a malformed request line or header)",
-            ];
+          : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+            ? [
+                408,
+                "Request Timeout",
+                "DEADLINE_EXCEEDED",
+                `the request did not arrive in time: headers are awaited ${headersTimeout / 1000} s, a whole request ${Math.max(requestTimeout, headersTimeout) / 1000} s`,
+              ]
+            : [
+                400,
+                "Bad Request",
+                "INVALID_ARGUMENT",
+                "the request is not valid HTTP/1.1 (unknown method, or a malformed request line or header)",
+              ];
     const details = [
       { "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: code, domain: ERROR_DOMAIN },
     ];
@@ -315,4 +327,16 @@ export async function startListener(opts: ListenerOptions): Promise<Listener> {
     },
     drain,
   };
+}
+
+/**
+ * Node's parser has one size limit for the request line and the headers together (16 KiB). The
+ * bytes it choked on say which was too long: no line end within them, or a first line over half
+ * the limit, is the URL (414); otherwise the headers (431).
+ */
+function requestLineTooLong(error: Error): boolean {
+  const raw = (error as Error & { rawPacket?: Buffer }).rawPacket;
+  if (raw === undefined || !/^[A-Z]+ /.test(raw.subarray(0, 16).toString("latin1"))) return false;
+  const lineEnd = raw.indexOf("\r\n");
+  return lineEnd < 0 || lineEnd > 8 * 1024;
 }

@@ -68,3 +68,16 @@ describe("slow HTTP/1.1 clients", () => {
     expect(answer).toMatch(/^HTTP\/1\.1 200 /);
   });
 });
+
+describe("requests too large for the parser", () => {
+  it("a URL over the limit → 414, headers over it → 431, both in the error shape", async () => {
+    const longUrl = await sendAndWait(`GET /${"a".repeat(20_000)} HTTP/1.1\r\nhost: x\r\n\r\n`);
+    expect(longUrl.answer).toMatch(/^HTTP\/1\.1 414 URI Too Long\r\n/);
+    const longHeader = await sendAndWait(`GET / HTTP/1.1\r\nhost: x\r\nx-big: ${"b".repeat(20_000)}\r\n\r\n`);
+    expect(longHeader.answer).toMatch(/^HTTP\/1\.1 431 /);
+    const body = JSON.parse(longUrl.answer.slice(longUrl.answer.indexOf("\r\n\r\n") + 4)) as {
+      error: Record<string, unknown>;
+    };
+    expect(body.error).toMatchObject({ code: 414, status: "INVALID_ARGUMENT" });
+  });
+});
