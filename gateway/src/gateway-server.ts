@@ -489,21 +489,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const ctx = trace.setSpan(parent, span).setValue(requestIdContextKey, requestId);
 
     const serve = (): Promise<string> => {
-      if (severalAuthorizations(req)) {
-        refuse(
-          exchange,
-          protocol,
-          new DomainError("invalid_argument", SEVERAL_AUTHORIZATIONS, { reason: "AMBIGUOUS_CREDENTIALS" }),
-        );
-        return Promise.resolve(operation?.label ?? "unmatched");
-      }
-      const badTimeout = malformedTimeout(header);
-      if (badTimeout !== undefined) {
-        refuse(
-          exchange,
-          protocol,
-          new DomainError("invalid_argument", badTimeout, { reason: "MALFORMED_TIMEOUT" }),
-        );
+      const refusal = ambiguousRequest(req, header);
+      if (refusal !== undefined) {
+        refuse(exchange, protocol, refusal);
         return Promise.resolve(operation?.label ?? "unmatched");
       }
       return context.with(ctx, () =>
@@ -638,8 +626,26 @@ function originForm(target: string): string {
   return rest.startsWith("/") ? rest : `/${rest}`;
 }
 
-const SEVERAL_AUTHORIZATIONS =
-  "the request has several Authorization headers: send one (which credential was meant is ambiguous)";
+/**
+ * What makes a request mean two things, refused before it is served: several credentials, or a
+ * deadline that cannot be read (running it on the route's default would outlast what was meant).
+ */
+function ambiguousRequest(
+  req: GatewayRequest,
+  header: (name: string) => string | undefined,
+): DomainError | undefined {
+  if (severalAuthorizations(req)) {
+    return new DomainError(
+      "invalid_argument",
+      "the request has several Authorization headers: send one (which credential was meant is ambiguous)",
+      { reason: "AMBIGUOUS_CREDENTIALS" },
+    );
+  }
+  const badTimeout = malformedTimeout(header);
+  return badTimeout === undefined
+    ? undefined
+    : new DomainError("invalid_argument", badTimeout, { reason: "MALFORMED_TIMEOUT" });
+}
 
 /**
  * True when a request carries more than one Authorization header. Node keeps only the first in

@@ -20,7 +20,8 @@ const INT64_TYPES = new Set([
   ScalarType.FIXED64,
   ScalarType.SFIXED64,
 ]);
-const WRAPPED_SCALAR: Readonly<Record<string, ScalarType>> = {
+/** The wrapper types, and the scalar each wraps (its JSON is that scalar's, or null). */
+export const WRAPPER_SCALAR: Readonly<Record<string, ScalarType>> = {
   "google.protobuf.Int64Value": ScalarType.INT64,
   "google.protobuf.UInt64Value": ScalarType.UINT64,
   "google.protobuf.Int32Value": ScalarType.INT32,
@@ -32,12 +33,13 @@ const WRAPPED_SCALAR: Readonly<Record<string, ScalarType>> = {
   "google.protobuf.BytesValue": ScalarType.BYTES,
 };
 /** Well-known types whose JSON is a string, with how to say what was expected. */
-const STRING_FORMS: Readonly<Record<string, string>> = {
+export const STRING_FORMS: Readonly<Record<string, string>> = {
   "google.protobuf.Timestamp": 'an RFC 3339 date and time string ("2026-01-31T09:30:00Z")',
   "google.protobuf.Duration": 'a duration string in seconds ("1.5s")',
   "google.protobuf.FieldMask": 'a comma-separated list of field paths ("title,author")',
 };
-const DYNAMIC_TYPES = new Set([
+/** The types whose JSON is any JSON (google.protobuf.Value and its parts). */
+export const DYNAMIC_TYPES: ReadonlySet<string> = new Set([
   "google.protobuf.Value",
   "google.protobuf.Struct",
   "google.protobuf.ListValue",
@@ -237,7 +239,7 @@ function enumViolation(desc: DescEnum, value: JsonValue): string | undefined {
 /** Checks the JSON of well-known types; a plain message's fields are walked by the caller. */
 function messageValueViolation(message: DescMessage, value: JsonValue): string | undefined {
   const name = message.typeName;
-  const wrapped = WRAPPED_SCALAR[name];
+  const wrapped = WRAPPER_SCALAR[name];
   if (wrapped !== undefined) return scalarViolation(wrapped, value);
   if (STRING_FORMS[name] !== undefined) {
     if (typeof value !== "string") return `expected ${STRING_FORMS[name]}, got ${jsonKind(value)}`;

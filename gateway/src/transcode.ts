@@ -5,6 +5,9 @@ import { FieldMaskSchema } from "@bufbuild/protobuf/wkt";
 import { ScalarType } from "@bufbuild/protobuf";
 import { DomainError, invalidArguments, type FieldViolation } from "@zero/kit/errors";
 import {
+  DYNAMIC_TYPES,
+  STRING_FORMS,
+  WRAPPER_SCALAR,
   fieldValueViolation,
   mapKeyViolation,
   scalarViolation,
@@ -278,39 +281,17 @@ function scalarJson(type: ScalarType, value: string): JsonValue {
   return value;
 }
 
-const wrapperScalar: Record<string, ScalarType> = {
-  "google.protobuf.BoolValue": ScalarType.BOOL,
-  "google.protobuf.StringValue": ScalarType.STRING,
-  "google.protobuf.BytesValue": ScalarType.BYTES,
-  "google.protobuf.DoubleValue": ScalarType.DOUBLE,
-  "google.protobuf.FloatValue": ScalarType.FLOAT,
-  "google.protobuf.Int32Value": ScalarType.INT32,
-  "google.protobuf.UInt32Value": ScalarType.UINT32,
-  "google.protobuf.Int64Value": ScalarType.INT64,
-  "google.protobuf.UInt64Value": ScalarType.UINT64,
-};
-
-const stringJsonTypes = new Set([
-  "google.protobuf.Timestamp",
-  "google.protobuf.Duration",
-  "google.protobuf.FieldMask",
-]);
-
 /** Well-known types whose proto3 JSON form is a scalar, so a query parameter can carry them. */
 function hasScalarJson(message: DescMessage): boolean {
-  return stringJsonTypes.has(message.typeName) || message.typeName in wrapperScalar;
+  return message.typeName in STRING_FORMS || message.typeName in WRAPPER_SCALAR;
 }
 
 /** Well-known types whose JSON is not an object of their fields (skipped by the unknown-field walk). */
 function hasSpecialJson(message: DescMessage): boolean {
   return (
     hasScalarJson(message) ||
-    [
-      "google.protobuf.Any",
-      "google.protobuf.Struct",
-      "google.protobuf.Value",
-      "google.protobuf.ListValue",
-    ].includes(message.typeName)
+    message.typeName === "google.protobuf.Any" ||
+    DYNAMIC_TYPES.has(message.typeName)
   );
 }
 
@@ -325,7 +306,7 @@ function wktJson(message: DescMessage, value: string): JsonValue {
   }
   const problem = wellKnownStringViolation(message.typeName, value);
   if (problem !== undefined) throw new Error(problem);
-  const wrapped = wrapperScalar[message.typeName];
+  const wrapped = WRAPPER_SCALAR[message.typeName];
   return wrapped === undefined ? value : scalarJson(wrapped, value);
 }
 

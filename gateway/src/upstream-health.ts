@@ -55,6 +55,9 @@ export interface UpstreamHealthOptions {
 const HEALTH_PATH = "/grpc.health.v1.Health/Check";
 const CHECK_BODY = toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema, { service: "" }));
 
+/** How long a probe's answer is reused (see checkInstance). */
+const FRESH_MS = 500;
+
 /**
  * Active health checking: every instance of every upstream is asked `grpc.health.v1.Health/Check`
  * periodically (and on `GET /health`). An instance that answers NOT_SERVING — a service draining
@@ -62,9 +65,6 @@ const CHECK_BODY = toBinary(HealthCheckRequestSchema, create(HealthCheckRequestS
  * SERVING again; its circuit breaker covers the seconds between checks. A hung instance cannot
  * hang a check (timeout), and concurrent probes share one round (reused for FRESH_MS after it).
  */
-/** How long a probe's answer is reused (see checkInstance). */
-const FRESH_MS = 500;
-
 export function createUpstreamHealth(opts: UpstreamHealthOptions): UpstreamHealth {
   const timeoutMs = opts.timeoutMs ?? 1000;
   const { logger } = opts;

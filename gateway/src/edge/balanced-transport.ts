@@ -231,11 +231,12 @@ export function createBalancedTransport(opts: BalancedTransportOptions): Transpo
       try {
         const edge = opts.edgeCallOf(signal);
         const path = `/${method.parent.typeName}/${method.name}`;
-        const allowedMs = deadlineOf(path.slice(1), edge, timeoutMs);
+        const configuredMs = configuredDeadlineOf(path.slice(1), timeoutMs);
+        const allowedMs = edge?.clientTimeoutMs ?? configuredMs;
         const deadline = Date.now() + allowedMs;
         // Out of time within a deadline the client cut short is the client's choice, not the
         // instance's failure (unary-exchange.ts `timeoutBlamesUpstream`).
-        const timeoutBlamesUpstream = allowedMs >= configuredDeadlineOf(path.slice(1), timeoutMs);
+        const timeoutBlamesUpstream = allowedMs >= configuredMs;
         // The REST handler's plain record goes to the wire as it is: no Headers object, which would
         // cost undici's per-value validation twice per call.
         const outgoing: OutgoingHttpHeaders = {};

@@ -20,7 +20,7 @@ export interface NulCheckOptions {
    * Field paths (`password`, `address.line1`) never checked, in every request: values that only
    * ever reach a hash, where refusing a character would lock out whoever once chose it.
    */
-  exempt?: readonly string[];
+  exempt?: readonly string[] | ReadonlySet<string>;
 }
 
 /**
@@ -34,7 +34,7 @@ export function nulViolations<Desc extends DescMessage>(
   opts: NulCheckOptions = {},
 ): FieldViolation[] {
   const violations: FieldViolation[] = [];
-  const exempt = new Set(opts.exempt ?? []);
+  const exempt = opts.exempt instanceof Set ? opts.exempt : new Set(opts.exempt ?? []);
   const found = (field: string, description = NUL_DESCRIPTION) => {
     if (!violations.some((v) => v.field === field)) violations.push({ field, description });
   };
@@ -91,10 +91,12 @@ export function nulViolations<Desc extends DescMessage>(
  * Streamed requests are checked message by message.
  */
 export function createNulRejectingInterceptor(opts: NulCheckOptions = {}): Interceptor {
+  // Built once, not per request.
+  const checkOptions: NulCheckOptions = { exempt: new Set(opts.exempt ?? []) };
   return (next) => async (req) => {
     const schema = req.method.input;
     const check = (message: Message) => {
-      const violations = nulViolations(schema, message, opts);
+      const violations = nulViolations(schema, message, checkOptions);
       if (violations.length > 0) throw invalidArguments(violations);
     };
     if (!req.stream) {
